@@ -1,0 +1,71 @@
+"""Domain errors. Each carries a stable ``code`` and the HTTP status the API maps it to;
+messages name the rule and the offending value. Raised by every layer, mapped once in
+``hashsvc.api.errors``."""
+
+from __future__ import annotations
+
+
+class HashsvcError(Exception):
+    """Base of every error a client can cause."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownSignal(HashsvcError):
+    code = "unknown_signal"
+    status = 422
+
+
+class InvalidHash(HashsvcError):
+    code = "invalid_hash"
+    status = 422
+
+
+class LowInformationHash(HashsvcError):
+    code = "low_information_hash"
+    status = 422
+
+
+class MediaRejected(HashsvcError):
+    """The bytes are not a decodable, allowed, reasonably sized image."""
+
+    code = "media_rejected"
+    status = 422
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class MediaTooLarge(MediaRejected):
+    status = 413
+
+
+class NotAuthorized(HashsvcError):
+    code = "not_authorized"
+    status = 401
+
+
+class CaseNotFound(HashsvcError):
+    """Unknown case *or* wrong secret: the two are deliberately indistinguishable."""
+
+    code = "case_not_found"
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("no case with this id and secret")
+
+
+class RequestTooLarge(HashsvcError):
+    code = "request_too_large"
+    status = 413
+
+
+class BadRequest(HashsvcError):
+    code = "bad_request"
+    status = 400
