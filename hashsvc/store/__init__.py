@@ -1,0 +1,42 @@
+"""The only Redis access layer: one ``Store`` composed of narrow stores per aggregate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from hashsvc.store.cases import CaseStore
+from hashsvc.store.changes import ChangeStream
+from hashsvc.store.client import connect
+from hashsvc.store.matches import MatchStore
+from hashsvc.store.platforms import PlatformStore
+
+
+@dataclass(frozen=True)
+class Store:
+    redis: Redis
+    cases: CaseStore
+    platforms: PlatformStore
+    matches: MatchStore
+    changes: ChangeStream
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        redis = connect(url)
+        return cls(
+            redis=redis,
+            cases=CaseStore(redis),
+            platforms=PlatformStore(redis),
+            matches=MatchStore(redis),
+            changes=ChangeStream(redis),
+        )
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+__all__ = ["Store"]

@@ -1,0 +1,96 @@
+"""Cases and the hash bank: create and withdraw are single atomic transactions that also append
+to the change stream, so index replicas and the bank can never disagree for long."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from hashsvc.models import CaseRecord, CaseStatus, HashEntry, MatchRecord
+from hashsvc.store import keys
+from hashsvc.store.changes import append_add, append_remove
+from hashsvc.store.client import text, text_map
+
+
+class CaseStore:
+    """Victim cases, their hashes in the per-signal banks, and their match history."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def create(
+        self, case_id: str, secret_verifier: str, entries: Sequence[HashEntry]
+    ) -> list[int]:
+        """Store a case and its hashes atomically; returns the hashes' bank ids."""
+        last = int(await self._redis.incrby(keys.HASH_ID_SEQUENCE, len(entries)))
+        hash_ids = list(range(last - len(entries) + 1, last + 1))
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.hset(
+                keys.case(case_id),
+                mapping={
+                    "secret_verifier": secret_verifier,
+                    "created_at": repr(time.time()),
+                    "status": CaseStatus.ACTIVE.value,
+                },
+            )
+            tx.hset(
+                keys.case_hashes(case_id),
+                mapping={str(h): e.signal for h, e in zip(hash_ids, entries, strict=True)},
+            )
+            for hash_id, entry in zip(hash_ids, entries, strict=True):
+                tx.hset(keys.bank(entry.signal), str(hash_id), entry.code.hex())
+                tx.hset(keys.BANK_OWNER, str(hash_id), case_id)
+                append_add(tx, entry.signal, hash_id, entry.code)
+            await tx.execute()
+        return hash_ids
+
+    async def get(self, case_id: str) -> CaseRecord | None:
+        """The case, its per-signal hash counts and its match history; None if unknown."""
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.hgetall(keys.case(case_id))
+            tx.hvals(keys.case_hashes(case_id))
+            tx.lrange(keys.case_matches(case_id), 0, -1)
+            fields, signals, raw_matches = await tx.execute()
+        if not fields:
+            return None
+        return CaseRecord(
+            case_id=case_id,
+            secret_verifier=fields["secret_verifier"],
+            created_at=float(fields["created_at"]),
+            status=CaseStatus(fields["status"]),
+            hash_counts=dict(Counter(signals)),
+            matches=[MatchRecord(**json.loads(raw)) for raw in raw_matches],
+        )
+
+    async def withdraw(self, case_id: str) -> bool:
+        """Delete the case, its hashes from every bank and its match records, atomically."""
+        case_keys = (keys.case(case_id), keys.case_hashes(case_id), keys.case_matches(case_id))
+        async with self._redis.pipeline(transaction=True) as tx:
+            while True:
+                try:
+                    await tx.watch(*case_keys)
+                    if not await tx.exists(case_keys[0]):
+                        return False
+                    hashes = text_map(await tx.hgetall(case_keys[1]))
+                    raw_matches = [text(m) for m in await tx.lrange(case_keys[2], 0, -1)]
+                    tx.multi()  # type: ignore[no-untyped-call]
+                    for hash_id, signal in hashes.items():
+                        tx.hdel(keys.bank(signal), hash_id)
+                        tx.hdel(keys.BANK_OWNER, hash_id)
+                        append_remove(tx, signal, int(hash_id))
+                    for raw in raw_matches:
+                        tx.delete(keys.match(json.loads(raw)["match_ref"]))
+                    tx.delete(*case_keys)
+                    await tx.execute()
+                    return True
+                except WatchError:
+                    continue
+
+    async def signals(self, case_id: str) -> set[str]:
+        """The signal types the case holds hashes of."""
+        return {text(s) for s in await self._redis.hvals(keys.case_hashes(case_id))}

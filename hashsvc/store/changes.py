@@ -1,0 +1,67 @@
+"""The bank's change stream: every add and remove, in commit order, for index replicas.
+
+Writers append inside the same transaction as the bank change; readers take a cursor before a
+snapshot and replay from it (adds are upserts and removes of unknown ids are no-ops, so
+replaying a change the snapshot already saw is harmless).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from hashsvc.models import Change
+from hashsvc.store import keys
+from hashsvc.store.client import text, text_list, text_map
+
+START = "0-0"
+_SCAN_BATCH = 10_000
+
+
+def append_add(tx: Pipeline, signal: str, hash_id: int, code: bytes) -> None:
+    tx.xadd(keys.CHANGES, {"op": "add", "signal": signal, "id": hash_id, "code": code.hex()})
+
+
+def append_remove(tx: Pipeline, signal: str, hash_id: int) -> None:
+    tx.xadd(keys.CHANGES, {"op": "remove", "signal": signal, "id": hash_id, "code": ""})
+
+
+class ChangeStream:
+    """Reads the change stream and bank snapshots for replicas."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def head(self) -> str:
+        """The id of the newest change (``START`` when there is none)."""
+        last = await self._redis.xrevrange(keys.CHANGES, count=1)
+        return str(last[0][0]) if last else START
+
+    async def since(self, cursor: str, count: int = 10_000) -> tuple[list[Change], str]:
+        """Changes strictly after ``cursor`` (at most ``count``) and the new cursor."""
+        entries = await self._redis.xrange(keys.CHANGES, min=f"({cursor}", count=count) or []
+        changes = []
+        for _, raw_fields in entries:
+            fields = text_map(raw_fields)
+            code = bytes.fromhex(fields["code"]) if fields["code"] else None
+            changes.append(Change(fields["op"], fields["signal"], int(fields["id"]), code))
+        return changes, (text(entries[-1][0] or cursor) if entries else cursor)
+
+    async def snapshot(self, signal: str) -> AsyncIterator[list[tuple[int, bytes]]]:
+        """The bank of one signal, in batches of (hash_id, code)."""
+        batch: list[tuple[int, bytes]] = []
+        async for hash_id, code_hex in self._redis.hscan_iter(keys.bank(signal), count=_SCAN_BATCH):
+            batch.append((int(hash_id), bytes.fromhex(code_hex)))
+            if len(batch) >= _SCAN_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def owners(self, hash_ids: list[int]) -> list[str | None]:
+        """The case owning each hash id (None for a hash withdrawn meanwhile)."""
+        if not hash_ids:
+            return []
+        return text_list(await self._redis.hmget(keys.BANK_OWNER, [str(h) for h in hash_ids]))

@@ -1,0 +1,31 @@
+"""The async Redis client factory: the only place a connection is configured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from redis.asyncio import Redis
+
+
+def connect(url: str) -> Redis:
+    """An async client speaking str (every value hashsvc stores is text)."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=5.0,
+        socket_connect_timeout=2.0,
+        health_check_interval=30,
+    )
+
+
+def text(value: bytes | str) -> str:
+    """A reply value as str (the client decodes responses; this narrows the type)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def text_map(mapping: Mapping[bytes | str, bytes | str] | None) -> dict[str, str]:
+    return {text(k): text(v) for k, v in (mapping or {}).items()}
+
+
+def text_list(values: Iterable[bytes | str | None]) -> list[str | None]:
+    return [None if v is None else text(v) for v in values]
