@@ -1,0 +1,90 @@
+"""Victim use-cases: submit hashes as a case, read its status, withdraw it.
+
+Validation lives here (signal names, hex form, low-information gate, limits), so the API and any
+other front door apply the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hashsvc.config import Settings
+from hashsvc.errors import BadRequest, CaseNotFound, InvalidHash, LowInformationHash, UnknownSignal
+from hashsvc.models import CaseRecord, HashEntry
+from hashsvc.security import is_case_id, new_case_id, new_case_secret, verifier, verify
+from hashsvc.signals import get_signal
+from hashsvc.store import Store
+
+# Compared against when the case id is unknown, so both paths do the same work.
+_DUMMY_VERIFIER = verifier("hashsvc-no-such-case")
+
+
+@dataclass(frozen=True)
+class SubmittedHash:
+    """A hash as a client sends it: signal name, hex text, optional quality score."""
+
+    signal: str
+    hex: str
+    quality: int | None = None
+
+
+@dataclass(frozen=True)
+class NewCase:
+    case_id: str
+    secret: str
+    hash_count: int
+
+
+def validate_hashes(
+    items: Sequence[SubmittedHash], settings: Settings, *, limit: int, check_information: bool
+) -> list[HashEntry]:
+    """Parse and check submitted hashes; duplicates are dropped, order kept."""
+    if not items:
+        raise BadRequest("the list of hashes is empty")
+    if len(items) > limit:
+        raise BadRequest(f"{len(items)} hashes submitted; at most {limit} are accepted at once")
+    entries: dict[HashEntry, None] = {}
+    for position, item in enumerate(items):
+        try:
+            signal = get_signal(item.signal)
+            code = signal.parse_hex(item.hex)
+            if check_information:
+                signal.check_information(
+                    code,
+                    item.quality,
+                    min_quality=settings.pdq_min_quality,
+                    max_distance=settings.threshold_for(signal.name),
+                )
+        except (UnknownSignal, InvalidHash, LowInformationHash) as exc:
+            raise type(exc)(f"hashes[{position}]: {exc.message}") from exc
+        entries[HashEntry(signal.name, code)] = None
+    return list(entries)
+
+
+async def submit(items: Sequence[SubmittedHash], settings: Settings, store: Store) -> NewCase:
+    """Create a case from validated hashes; the secret is returned here and never again."""
+    entries = validate_hashes(
+        items, settings, limit=settings.max_hashes_per_case, check_information=True
+    )
+    case_id, secret = new_case_id(), new_case_secret()
+    pepper = settings.token_pepper.get_secret_value()
+    await store.cases.create(case_id, verifier(secret, pepper), entries)
+    return NewCase(case_id, secret, len(entries))
+
+
+async def authorize(case_id: str, secret: str, settings: Settings, store: Store) -> CaseRecord:
+    """The case if the secret opens it; unknown id and wrong secret fail identically."""
+    record = await store.cases.get(case_id) if is_case_id(case_id) else None
+    stored = record.secret_verifier if record else _DUMMY_VERIFIER
+    opened = verify(secret, stored, settings.token_pepper.get_secret_value())
+    if record is None or not opened:
+        raise CaseNotFound()
+    return record
+
+
+async def withdraw(case_id: str, secret: str, settings: Settings, store: Store) -> None:
+    """Delete the case and every trace of its hashes; they stop matching at once."""
+    await authorize(case_id, secret, settings, store)
+    if not await store.cases.withdraw(case_id):
+        raise CaseNotFound()

@@ -1,0 +1,95 @@
+"""Index replicas: one in-memory ``HammingIndex`` per signal type, rebuilt from the bank and kept
+current by replaying the change stream.
+
+Redis is the truth, replicas are caches. ``catch_up`` is called before every lookup, so a scan
+sees every case committed (or withdrawn) before the scan started, in any process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import anyio.to_thread
+import numpy as np
+
+from hashsvc.index import HammingIndex
+from hashsvc.models import Change
+from hashsvc.signals import SignalType
+from hashsvc.store.changes import START, ChangeStream
+
+logger = logging.getLogger(__name__)
+
+
+def _as_arrays(items: Mapping[int, bytes], nbytes: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.fromiter(items.keys(), dtype=np.int64, count=len(items))
+    codes = np.frombuffer(b"".join(items.values()), dtype=np.uint8).reshape(len(items), nbytes)
+    return ids, codes
+
+
+class ReplicaSet:
+    """The replicas of every signal type, sharing one change-stream cursor."""
+
+    def __init__(self, changes: ChangeStream, signals: Mapping[str, SignalType]) -> None:
+        self._changes = changes
+        self._signals = dict(signals)
+        self._indexes = {name: HammingIndex(bits=s.bits) for name, s in signals.items()}
+        self._cursor = START
+        self._lock = asyncio.Lock()
+
+    def index(self, signal: str) -> HammingIndex:
+        return self._indexes[signal]
+
+    @property
+    def cursor(self) -> str:
+        return self._cursor
+
+    async def bootstrap(self) -> None:
+        """Build every index off to the side from a bank snapshot, then swap them in."""
+        async with self._lock:
+            cursor = await self._changes.head()
+            fresh: dict[str, HammingIndex] = {}
+            for name, signal in self._signals.items():
+                snapshot: dict[int, bytes] = {}
+                async for batch in self._changes.snapshot(name):
+                    snapshot.update(batch)
+                index = HammingIndex(bits=signal.bits)
+                if snapshot:  # one bulk add: each add copies the index
+                    ids, codes = _as_arrays(snapshot, signal.bits // 8)
+                    await anyio.to_thread.run_sync(index.add, ids, codes)
+                fresh[name] = index
+            self._indexes, self._cursor = fresh, cursor
+            await self._replay()
+        logger.info(
+            "index replicas built: %s",
+            ", ".join(f"{n}={len(i)}" for n, i in self._indexes.items()),
+        )
+
+    async def catch_up(self) -> None:
+        """Apply every change committed since the cursor."""
+        async with self._lock:
+            await self._replay()
+
+    async def _replay(self) -> None:
+        while True:
+            changes, cursor = await self._changes.since(self._cursor)
+            if not changes:
+                return
+            self._apply(changes)
+            self._cursor = cursor
+
+    def _apply(self, changes: list[Change]) -> None:
+        final: dict[str, dict[int, bytes | None]] = {}
+        for change in changes:
+            if change.signal in self._indexes:
+                code = change.code if change.op == "add" else None
+                final.setdefault(change.signal, {})[change.hash_id] = code
+        for signal, states in final.items():
+            index = self._indexes[signal]
+            removed = [h for h, code in states.items() if code is None]
+            if removed:
+                index.remove(np.asarray(removed, dtype=np.int64))
+            added = {h: code for h, code in states.items() if code is not None}
+            if added:
+                index.add(*_as_arrays(added, self._signals[signal].bits // 8))
