@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): victims' cases and platforms' scans."""

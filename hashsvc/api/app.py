@@ -1,0 +1,58 @@
+"""The application factory: the composition root of the HTTP service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from hashsvc import __version__
+from hashsvc.api.deps import AppState
+from hashsvc.api.errors import install_error_handlers
+from hashsvc.api.limits import BodySizeLimit
+from hashsvc.api.routes import cases, health, scan
+from hashsvc.config import Settings
+from hashsvc.matching import Matcher, ReplicaSet
+from hashsvc.signals import SIGNALS
+from hashsvc.store import Store
+
+_MULTIPART_OVERHEAD = 64 * 1024
+_UPLOAD_PATHS = frozenset({"/v1/scan"})
+
+
+def create_app(settings: Settings, redis_url: str) -> FastAPI:
+    """A FastAPI app bound to the Redis at ``redis_url`` (opened in the lifespan)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store.open(redis_url)
+        try:
+            replicas = ReplicaSet(store.changes, SIGNALS)
+            await replicas.bootstrap()
+            for signal in SIGNALS.values():  # build the low-information references now
+                await anyio.to_thread.run_sync(signal.degenerate_codes)
+            matcher = Matcher(replicas, store.changes, settings, store.cases.signals)
+            app.state.hashsvc = AppState(settings, store, replicas, matcher)
+            yield
+        finally:
+            await store.close()
+
+    app = FastAPI(
+        title="hashsvc",
+        version=__version__,
+        summary="Victims submit image hashes; platforms scan uploads against them.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    def limit_for(path: str) -> int:
+        if path in _UPLOAD_PATHS:
+            return settings.max_upload_bytes + _MULTIPART_OVERHEAD
+        return settings.max_request_json_bytes
+
+    app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    for router in (cases.router, scan.router, health.router):
+        app.include_router(router)
+    return app

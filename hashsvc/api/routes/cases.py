@@ -1,0 +1,62 @@
+"""Victims: submit a case of hashes, follow it, withdraw it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from hashsvc import cases
+from hashsvc.api.deps import BearerTokenDep, StateDep
+from hashsvc.api.schemas.cases import CaseCreate, CaseCreated, CaseStatusOut, MatchOut
+from hashsvc.api.schemas.common import ErrorResponse
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "Unknown case or wrong secret"}
+}
+
+router = APIRouter(prefix="/v1/cases", tags=["cases"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CaseCreated,
+    responses={422: {"model": ErrorResponse}, 413: {"model": ErrorResponse}},
+)
+async def create_case(body: CaseCreate, state: StateDep) -> CaseCreated:
+    """Register hashes computed on the victim's device. The secret is shown only here."""
+    items = [cases.SubmittedHash(h.signal, h.hash, h.quality) for h in body.hashes]
+    created = await cases.submit(items, state.settings, state.store)
+    return CaseCreated(
+        case_id=created.case_id, secret=created.secret, hash_count=created.hash_count
+    )
+
+
+@router.get("/{case_id}", response_model=CaseStatusOut, responses=_NOT_FOUND)
+async def case_status(case_id: str, secret: BearerTokenDep, state: StateDep) -> CaseStatusOut:
+    """Status, hash counts and matches of one case (case secret as Bearer token)."""
+    record = await cases.authorize(case_id, secret, state.settings, state.store)
+    return CaseStatusOut(
+        case_id=record.case_id,
+        status=record.status.value,
+        created_at=record.created_at,
+        hashes=record.hash_counts,
+        matches=[
+            MatchOut(
+                platform=m.platform,
+                matched_at=m.matched_at,
+                signal=m.signal,
+                distance=m.distance,
+                decision=m.decision,
+            )
+            for m in record.matches
+        ],
+    )
+
+
+@router.delete("/{case_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+async def withdraw_case(case_id: str, secret: BearerTokenDep, state: StateDep) -> Response:
+    """Withdraw the case: its hashes are deleted everywhere and stop matching at once."""
+    await cases.withdraw(case_id, secret, state.settings, state.store)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

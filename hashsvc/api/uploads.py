@@ -1,0 +1,75 @@
+"""Reading an uploaded file into memory only (Starlette's form parser spools big files to disk,
+and no image content may touch the server's disk). Accepts a raw body (``image/*`` or
+``application/octet-stream``) or ``multipart/form-data`` with one file field."""
+
+from __future__ import annotations
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from hashsvc.errors import BadRequest
+
+_MAX_PARTS = 4
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole request body (its size is bounded by the BodySizeLimit middleware)."""
+    chunks = [chunk async for chunk in request.stream()]
+    return b"".join(chunks)
+
+
+class _Parts:
+    """Collects multipart parts in memory: (content-disposition, data) pairs."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[bytearray, bytearray]] = []
+        self._field = bytearray()
+
+    def on_part_begin(self) -> None:
+        if len(self.parts) >= _MAX_PARTS:
+            raise BadRequest(f"too many parts in the multipart body (at most {_MAX_PARTS})")
+        self.parts.append((bytearray(), bytearray()))
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field.extend(data[start:end])
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        if self._field.lower() == b"content-disposition":
+            self.parts[-1][0].extend(data[start:end])
+
+    def on_header_end(self) -> None:
+        self._field.clear()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self.parts[-1][1].extend(data[start:end])
+
+
+def first_file_part(content_type: bytes, body: bytes) -> bytes:
+    """The content of the first part of a multipart body that carries a filename."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise BadRequest("multipart body without a boundary")
+    collected = _Parts()
+    callbacks = {
+        name: getattr(collected, name)
+        for name in (
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_part_data",
+        )
+    }
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    try:
+        parser.write(body)
+        parser.finalize()
+    except BadRequest:
+        raise
+    except Exception as exc:  # the parser raises several error types for bad framing
+        raise BadRequest(f"malformed multipart body: {exc}") from exc
+    for disposition, data in collected.parts:
+        if b"filename=" in disposition:
+            return bytes(data)
+    raise BadRequest("the multipart body has no file part (send the image as a 'file' field)")

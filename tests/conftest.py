@@ -1,0 +1,76 @@
+"""Shared fixtures: a real redis-server (the bundled one, AOF on) for the session, flushed per
+test; the real app served by uvicorn on a loopback port; platforms with real API keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from hashsvc.config import Settings
+from hashsvc.embedded import EmbeddedRedis
+from hashsvc.platforms import register_platform
+from hashsvc.store import Store
+from tests.live import LiveService, start_service
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendfsync="everysec").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        data_dir=tmp_path / "var",
+        max_upload_bytes=4 * MiB,
+        max_image_pixels=40_000_000,
+        max_request_json_bytes=256 * 1024,
+    )
+
+
+@pytest.fixture
+def service(settings: Settings, redis_url: str) -> Iterator[LiveService]:
+    live = start_service(settings, redis_url)
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def client(service: LiveService) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+        yield http
+
+
+def make_platform(settings: Settings, redis_url: str, name: str) -> str:
+    """Register a platform straight in the store; returns its API key."""
+
+    async def create() -> str:
+        store = Store.open(redis_url)
+        try:
+            return (await register_platform(name, settings, store))[1]
+        finally:
+            await store.close()
+
+    return asyncio.run(create())
+
+
+@pytest.fixture
+def api_key(settings: Settings, redis_url: str) -> str:
+    return make_platform(settings, redis_url, "ExampleTube")
