@@ -8,12 +8,15 @@ Owns the server's configuration and lifecycle only; it never reads or writes app
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +27,15 @@ logger = logging.getLogger(__name__)
 SOCKET_NAME = "redis.sock"
 _START_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 30.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies (Linux), so a killed
+    service does not leave an orphan Redis behind; SIGTERM makes Redis flush and exit."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -62,7 +74,7 @@ def _config_text(data_dir: Path, appendfsync: str, port: int) -> str:
             'appendfilename "appendonly.aof"',
             "aof-use-rdb-preamble yes",
             'dbfilename "dump.rdb"',
-            "save 900 1",
+            'save ""',  # AOF is the persistence; an RDB save failing would block SIGTERM
             f'logfile "{data_dir / "redis.log"}"',
             "",
         ]
@@ -119,7 +131,8 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=True,  # a Ctrl-C in the terminal is for us, not for Redis
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self._wait_until_ready()
         logger.info("embedded Redis started in %s (appendonly yes)", self.data_dir)

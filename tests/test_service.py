@@ -83,6 +83,14 @@ class Service:
             self.process.stderr.close()
 
 
+def redis_answers(sock: Path) -> bool:
+    try:
+        with redis.Redis(unix_socket_path=str(sock), socket_connect_timeout=1) as r:
+            return bool(r.ping())
+    except redis.ConnectionError:
+        return False
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Service]:
     service = Service(tmp_path / "var")
@@ -105,6 +113,7 @@ def test_restart_on_the_same_data_dir_keeps_cases(served: Service, tmp_path: Pat
     image = reupload("coffee", "resize_half")
 
     served.stop()
+    assert not redis_answers(sock), "stopping the service must stop its embedded Redis"
     served.start()
 
     status = httpx.get(f"{served.url}/v1/cases/{case_id}", headers=bearer(secret))
@@ -112,6 +121,18 @@ def test_restart_on_the_same_data_dir_keeps_cases(served: Service, tmp_path: Pat
     assert status.json()["hashes"] == {"pdq": 1, "phash": 1}
     scan = httpx.post(f"{served.url}/v1/scan", files=upload(image), headers=bearer(api_key))
     assert scan.json()["matched"] is True
+
+
+def test_killed_service_leaves_no_orphan_redis(served: Service) -> None:
+    served.start()
+    sock = served.data_dir / "redis.sock"
+    assert served.process is not None
+    served.process.kill()
+    served.process.wait()
+    deadline = time.monotonic() + 10
+    while redis_answers(sock) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not redis_answers(sock)
 
 
 def test_cli_hash_equals_what_the_api_computes(served: Service) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -25,9 +27,16 @@ def serve_command(
 
     from hashsvc.api.app import create_app
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that
+    # would end the process before the embedded Redis is stopped, so turn it into an exit.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with redis_for(config.redis_url, config.data_dir, config.appendfsync) as url:
         app = create_app(config, url)
         uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def register(app: typer.Typer) -> None:
