@@ -37,13 +37,16 @@ class NewCase:
 
 
 def validate_hashes(
-    items: Sequence[SubmittedHash], settings: Settings, *, limit: int, check_information: bool
+    items: Sequence[SubmittedHash],
+    settings: Settings,
+    *,
+    check_information: bool,
+    where: str = "hashes",
+    skip_low_information: bool = False,
 ) -> list[HashEntry]:
-    """Parse and check submitted hashes; duplicates are dropped, order kept."""
-    if not items:
-        raise BadRequest("the list of hashes is empty")
-    if len(items) > limit:
-        raise BadRequest(f"{len(items)} hashes submitted; at most {limit} are accepted at once")
+    """Parse and check hashes; duplicates are dropped, order kept. With
+    ``skip_low_information`` (video frames: fades and black frames are expected), low-information
+    hashes are left out instead of refusing the request."""
     entries: dict[HashEntry, None] = {}
     for position, item in enumerate(items):
         try:
@@ -56,20 +59,55 @@ def validate_hashes(
                     min_quality=settings.pdq_min_quality,
                     max_distance=settings.threshold_for(signal.name),
                 )
-        except (UnknownSignal, InvalidHash, LowInformationHash) as exc:
-            raise type(exc)(f"hashes[{position}]: {exc.message}") from exc
+        except LowInformationHash as exc:
+            if skip_low_information:
+                continue
+            raise LowInformationHash(f"{where}[{position}]: {exc.message}") from exc
+        except (UnknownSignal, InvalidHash) as exc:
+            raise type(exc)(f"{where}[{position}]: {exc.message}") from exc
         entries[HashEntry(signal.name, code)] = None
     return list(entries)
 
 
-async def submit(items: Sequence[SubmittedHash], settings: Settings, store: Store) -> NewCase:
+def check_count(count: int, limit: int) -> None:
+    if count == 0:
+        raise BadRequest("the list of hashes is empty")
+    if count > limit:
+        raise BadRequest(f"{count} hashes submitted; at most {limit} are accepted at once")
+
+
+def validate_submission(
+    images: Sequence[SubmittedHash], videos: Sequence[Sequence[SubmittedHash]], settings: Settings
+) -> list[HashEntry]:
+    """A case's hashes: image hashes must all be usable; a video's low-information frames are
+    dropped, but a video with no usable frame is refused."""
+    check_count(len(images) + sum(len(v) for v in videos), settings.max_hashes_per_case)
+    entries = validate_hashes(images, settings, check_information=True)
+    for number, frames in enumerate(videos):
+        where = f"videos[{number}].frames"
+        usable = validate_hashes(
+            frames, settings, check_information=True, where=where, skip_low_information=True
+        )
+        if frames and not usable:
+            raise LowInformationHash(
+                f"{where}: every frame of this video carries too little information "
+                "(flat or nearly flat) to be matched safely"
+            )
+        entries += usable
+    return list(dict.fromkeys(entries))
+
+
+async def submit(
+    images: Sequence[SubmittedHash],
+    videos: Sequence[Sequence[SubmittedHash]],
+    settings: Settings,
+    store: Store,
+) -> NewCase:
     """Create a case from validated hashes; the secret is returned here and never again."""
-    entries = validate_hashes(
-        items, settings, limit=settings.max_hashes_per_case, check_information=True
-    )
+    entries = validate_submission(images, videos, settings)
     case_id, secret = new_case_id(), new_case_secret()
     pepper = settings.token_pepper.get_secret_value()
-    await store.cases.create(case_id, verifier(secret, pepper), entries)
+    await store.cases.create(case_id, verifier(secret, pepper), entries, videos=len(videos))
     return NewCase(case_id, secret, len(entries))
 
 

@@ -69,3 +69,36 @@ class RequestTooLarge(HashsvcError):
 class BadRequest(HashsvcError):
     code = "bad_request"
     status = 400
+
+
+class FlagNotFound(HashsvcError):
+    """Unknown flag, or a flag of another platform (indistinguishable)."""
+
+    code = "flag_not_found"
+    status = 404
+
+    def __init__(self, flag_id: str) -> None:
+        super().__init__(f"no flag {flag_id!r} for this platform")
+
+
+class FlagWithdrawn(HashsvcError):
+    code = "flag_withdrawn"
+    status = 409
+
+    def __init__(self, flag_id: str) -> None:
+        super().__init__(f"flag {flag_id!r} was withdrawn by the victim: nothing to act on")
+
+
+class JobNotFound(HashsvcError):
+    """Unknown job, or a job of another platform (indistinguishable)."""
+
+    code = "job_not_found"
+    status = 404
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no scan job {job_id!r} for this platform")
+
+
+class Overloaded(HashsvcError):
+    code = "overloaded"
+    status = 503

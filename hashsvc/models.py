@@ -30,21 +30,36 @@ class CaseStatus(StrEnum):
 
 
 class Decision(StrEnum):
-    """What a platform did with a match; ``pending`` until it reports."""
+    """What a platform did with a flag; ``pending`` until it reports."""
 
     PENDING = "pending"
+    REMOVED = "removed"
+    NOT_VIOLATING = "not_violating"
+    NEEDS_MORE_INFO = "needs_more_info"
+
+
+class FlagStatus(StrEnum):
+    OPEN = "open"  # waiting for the platform's review
+    DECIDED = "decided"
+    WITHDRAWN = "withdrawn"  # the victim withdrew the case: nothing to act on any more
 
 
 @dataclass(frozen=True)
-class MatchRecord:
-    """A match as the victim sees it: which platform, when, how close, what was done."""
+class Flag:
+    """A match for human review by the platform whose upload matched. Carries no case data
+    beyond what the platform needs: an opaque id, how close, which signal."""
 
-    match_ref: str
-    platform: str
-    matched_at: float
+    flag_id: str
+    platform_id: str
+    platform_name: str
     signal: str
     distance: int
-    decision: str = Decision.PENDING
+    matched_frames: int
+    created_at: float
+    job_id: str | None = None
+    status: FlagStatus = FlagStatus.OPEN
+    decision: Decision = Decision.PENDING
+    decided_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,7 @@ class CaseRecord:
     created_at: float
     status: CaseStatus
     hash_counts: dict[str, int]
-    matches: list[MatchRecord]
+    videos: int
 
 
 @dataclass(frozen=True)

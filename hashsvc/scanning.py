@@ -1,44 +1,72 @@
-"""The one scan pipeline: hashes (given, or computed from media) -> matches -> match records on
-the victims' cases -> hits for the platform. Platforms get opaque references, never case ids."""
+"""The one scan pipeline, shared by the API and the workers: hashes (given, or computed from
+media) -> case matches -> flags raised for the platform (and shown on the victims' cases) ->
+hits for the platform. Platforms get opaque flag ids, never case ids."""
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hashsvc.matching import Matcher
-from hashsvc.matching.matcher import PRIMARY
-from hashsvc.models import HashEntry, Match, MatchRecord, Platform
-from hashsvc.security import new_reference
+from hashsvc.matching.matcher import CaseMatch
+from hashsvc.models import Flag, HashEntry, Platform
+from hashsvc.security import derived_flag_id, new_flag_id
 from hashsvc.store import Store
 
 
 @dataclass(frozen=True)
 class ScanHit:
-    """What a platform learns about one match: a reference, the signal and its distance."""
+    """What a platform learns about one match: the flag to review, the signal, its distance."""
 
-    match_ref: str
+    flag_id: str
     signal: str
     distance: int
+    matched_frames: int = 1
 
 
-def _strongest(matches: list[Match]) -> Match:
-    return min(matches, key=lambda m: (m.signal != PRIMARY, m.distance))
+def flags_for(
+    matches: Sequence[CaseMatch], platform: Platform, *, job_id: str | None = None
+) -> list[tuple[Flag, str]]:
+    """One flag per matched case, with the case id it belongs to (kept server-side)."""
+    now = time.time()
+    return [
+        (
+            Flag(
+                flag_id=new_flag_id() if job_id is None else derived_flag_id(job_id, m.case_id),
+                platform_id=platform.platform_id,
+                platform_name=platform.name,
+                signal=m.signal,
+                distance=m.distance,
+                matched_frames=m.matched_frames,
+                created_at=now,
+                job_id=job_id,
+            ),
+            m.case_id,
+        )
+        for m in matches
+    ]
+
+
+def hits_for(flags: Sequence[tuple[Flag, str]], matches: Sequence[CaseMatch]) -> list[ScanHit]:
+    """The platform's view: per flag, the distance of every signal that matched."""
+    by_case = {m.case_id: m for m in matches}
+    hits = [
+        ScanHit(flag.flag_id, signal, distance, flag.matched_frames)
+        for flag, case_id in flags
+        for signal, distance in sorted(by_case[case_id].distances.items())
+    ]
+    return sorted(hits, key=lambda h: (h.distance, h.flag_id, h.signal))
 
 
 async def scan(
     entries: Sequence[HashEntry], platform: Platform, matcher: Matcher, store: Store
 ) -> list[ScanHit]:
-    """Match the hashes and record one match per case on that case's history."""
-    per_case: dict[str, list[Match]] = defaultdict(list)
-    for match in await matcher.match(entries):
-        per_case[match.case_id].append(match)
-    hits: list[ScanHit] = []
-    for case_id, matches in per_case.items():
-        ref, best = new_reference(), _strongest(matches)
-        record = MatchRecord(ref, platform.name, time.time(), best.signal, best.distance)
-        if await store.matches.record(case_id, platform.platform_id, record):
-            hits.extend(ScanHit(ref, m.signal, m.distance) for m in matches)
-    return sorted(hits, key=lambda h: (h.distance, h.match_ref))
+    """Synchronous scan of one image's hashes: match, raise flags, return the hits."""
+    matches = await matcher.match(entries)
+    raised = [
+        (flag, case_id)
+        for flag, case_id in flags_for(matches, platform)
+        if await store.flags.create(flag, case_id)
+    ]
+    return hits_for(raised, matches)

@@ -6,6 +6,7 @@ the optional pepper keeps a stolen Redis dump from being checked offline against
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -31,9 +32,16 @@ def new_case_id() -> str:
     return CASE_ID_PREFIX + secrets.token_urlsafe(16)
 
 
-def new_reference() -> str:
-    """An opaque reference handed to platforms instead of any case identifier."""
-    return "m_" + secrets.token_urlsafe(16)
+def new_flag_id() -> str:
+    """An opaque flag id handed to platforms instead of any case identifier."""
+    return "f_" + secrets.token_urlsafe(16)
+
+
+def derived_flag_id(job_id: str, case_id: str) -> str:
+    """The flag id of a job's match on a case: the same on every delivery of the job, so a
+    job processed twice raises one flag (the case id is 128 random bits: not recoverable)."""
+    digest = hashlib.sha256(f"{job_id}\0{case_id}".encode()).digest()[:16]
+    return "f_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def is_case_id(text: str) -> bool:

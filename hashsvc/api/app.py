@@ -12,7 +12,7 @@ from hashsvc import __version__
 from hashsvc.api.deps import AppState
 from hashsvc.api.errors import install_error_handlers
 from hashsvc.api.limits import BodySizeLimit
-from hashsvc.api.routes import cases, health, scan
+from hashsvc.api.routes import cases, flags, health, scan
 from hashsvc.config import Settings
 from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.signals import SIGNALS
@@ -53,6 +53,6 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
         return settings.max_request_json_bytes
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
-    for router in (cases.router, scan.router, health.router):
+    for router in (cases.router, scan.router, flags.router, health.router):
         app.include_router(router)
     return app

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hashsvc.cases import SubmittedHash, validate_hashes
+from hashsvc.cases import SubmittedHash, validate_submission
 from hashsvc.cli.common import Files, Server, base_url, reported_errors, request, settings
 from hashsvc.hashing import ComputedHash, hash_file
 
@@ -48,7 +48,7 @@ def submit_command(files: Files, server: Server = None) -> None:
             for h in hashes
         ]
         config = settings()
-        validate_hashes(items, config, limit=config.max_hashes_per_case, check_information=True)
+        validate_submission(items, [], config)
         payload = {
             "hashes": [{"signal": i.signal, "hash": i.hex, "quality": i.quality} for i in items]
         }

@@ -1,25 +1,27 @@
-"""From query hashes to matches: index lookups per signal, then the fusion rule.
+"""From query hashes to matches: index lookups per signal, then the fusion rule, per frame.
 
-Rule (measured facts: PDQ is the primary signal; pHash alone would give about two false
-candidates per upload against a million stored hashes):
-- a case matches when one of its PDQ hashes is within the PDQ threshold;
+A scan is one or more *frames* (an image is one frame; a video is its sampled frames), each with
+one hash per signal. Rule per (case, frame), from measured facts (PDQ is the primary signal;
+pHash alone would give about two false candidates per upload against a million hashes):
+- the frame matches the case when one of the case's PDQ hashes is within the PDQ threshold;
 - a pHash hit within its threshold counts only if PDQ corroborates it (the same case has a PDQ
-  hash within ``pdq_corroboration_distance`` of the query), or if PDQ cannot speak: the query
+  hash within ``pdq_corroboration_distance`` of the frame's), or if PDQ cannot speak: the frame
   carries no PDQ hash, or the case holds none.
+A case matches the scan when at least ``min_frames`` distinct frames match it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio.to_thread
 import numpy as np
 
 from hashsvc.config import Settings
 from hashsvc.matching.replica import ReplicaSet
-from hashsvc.models import HashEntry, Match
+from hashsvc.models import HashEntry
 from hashsvc.store.changes import ChangeStream
 
 PRIMARY = "pdq"
@@ -28,10 +30,43 @@ CaseSignals = Callable[[str], Awaitable[set[str]]]
 
 
 @dataclass(frozen=True)
+class CaseMatch:
+    """A case the scan matches: best distance per signal over the matching frames."""
+
+    case_id: str
+    distances: dict[str, int]
+    matched_frames: int
+
+    @property
+    def signal(self) -> str:
+        """The strongest evidence: PDQ when it matched, else the closest signal."""
+        if PRIMARY in self.distances:
+            return PRIMARY
+        return min(self.distances, key=lambda s: (self.distances[s], s))
+
+    @property
+    def distance(self) -> int:
+        return self.distances[self.signal]
+
+
+@dataclass(frozen=True)
 class _Hit:
+    frame: int
     hash_id: int
     signal: str
     distance: int
+
+
+@dataclass
+class _FrameEvidence:
+    """Best hit per signal of one frame against one case."""
+
+    best: dict[str, _Hit] = field(default_factory=dict)
+
+    def add(self, hit: _Hit) -> None:
+        current = self.best.get(hit.signal)
+        if current is None or (hit.distance, hit.hash_id) < (current.distance, current.hash_id):
+            self.best[hit.signal] = hit
 
 
 class Matcher:
@@ -55,36 +90,66 @@ class Matcher:
             return max(threshold, self._settings.pdq_corroboration_distance)
         return threshold
 
-    async def _lookup(self, signal: str, codes: list[bytes]) -> list[_Hit]:
+    async def _lookup(self, signal: str, frames: list[int], codes: list[bytes]) -> list[_Hit]:
         index = self._replicas.index(signal)
         queries = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(codes), -1)
-        _, ids, dists = await anyio.to_thread.run_sync(index.search, queries, self._radius(signal))
-        return [_Hit(int(i), signal, int(d)) for i, d in zip(ids, dists, strict=True)]
+        lims, ids, dists = await anyio.to_thread.run_sync(
+            index.search, queries, self._radius(signal)
+        )
+        counts = np.diff(lims)
+        query_of_hit = np.repeat(np.asarray(frames, dtype=np.int64), counts)
+        return [
+            _Hit(int(f), int(i), signal, int(d))
+            for f, i, d in zip(query_of_hit, ids, dists, strict=True)
+        ]
 
-    async def match(self, entries: Sequence[HashEntry]) -> list[Match]:
-        """Best match per (case, signal) for the cases the rule accepts, closest first."""
+    async def match(self, entries: Sequence[HashEntry]) -> list[CaseMatch]:
+        """Match one image's hashes (a single frame)."""
+        return await self.match_frames([entries], min_frames=1)
+
+    async def match_frames(
+        self, frames: Sequence[Sequence[HashEntry]], *, min_frames: int
+    ) -> list[CaseMatch]:
+        """Cases matched by at least ``min_frames`` frames, closest first."""
         await self._replicas.catch_up()
-        by_signal: dict[str, list[bytes]] = defaultdict(list)
-        for entry in entries:
-            by_signal[entry.signal].append(entry.code)
-        hits = [h for s, codes in by_signal.items() for h in await self._lookup(s, codes)]
+        per_signal: dict[str, tuple[list[int], list[bytes]]] = defaultdict(lambda: ([], []))
+        for number, entries in enumerate(frames):
+            for entry in entries:
+                per_signal[entry.signal][0].append(number)
+                per_signal[entry.signal][1].append(entry.code)
+        hits = [h for s, (f, c) in per_signal.items() for h in await self._lookup(s, f, c)]
         owners = await self._changes.owners([h.hash_id for h in hits])
-        best: dict[str, dict[str, _Hit]] = defaultdict(dict)
+        evidence: dict[str, dict[int, _FrameEvidence]] = defaultdict(dict)
         for hit, case_id in zip(hits, owners, strict=True):
-            if case_id is None:
-                continue
-            current = best[case_id].get(hit.signal)
-            if current is None or (hit.distance, hit.hash_id) < (current.distance, current.hash_id):
-                best[case_id][hit.signal] = hit
-        matches: list[Match] = []
-        for case_id, per_signal in best.items():
+            if case_id is not None:
+                evidence[case_id].setdefault(hit.frame, _FrameEvidence()).add(hit)
+        frames_with_primary = set(per_signal.get(PRIMARY, ([], []))[0])
+        matches = []
+        for case_id, by_frame in evidence.items():
+            found = await self._case_match(case_id, by_frame, frames_with_primary, min_frames)
+            if found is not None:
+                matches.append(found)
+        return sorted(matches, key=lambda m: (m.distance, m.case_id))
+
+    async def _case_match(
+        self,
+        case_id: str,
+        by_frame: dict[int, _FrameEvidence],
+        frames_with_primary: set[int],
+        min_frames: int,
+    ) -> CaseMatch | None:
+        distances: dict[str, int] = {}
+        matched = 0
+        for frame, frame_evidence in by_frame.items():
             accepted = await self._accept(
-                case_id, per_signal, query_has_primary=PRIMARY in by_signal
+                case_id, frame_evidence.best, query_has_primary=frame in frames_with_primary
             )
-            matches.extend(
-                Match(case_id, h.hash_id, h.signal, h.distance) for h in accepted.values()
-            )
-        return sorted(matches, key=lambda m: (m.distance, m.signal, m.case_id))
+            matched += bool(accepted)
+            for signal, hit in accepted.items():
+                distances[signal] = min(distances.get(signal, hit.distance), hit.distance)
+        if matched < min_frames:
+            return None
+        return CaseMatch(case_id, distances, matched)
 
     async def _accept(
         self, case_id: str, per_signal: dict[str, _Hit], *, query_has_primary: bool

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from hashsvc.store.cases import CaseStore
 from hashsvc.store.changes import ChangeStream
 from hashsvc.store.client import connect
-from hashsvc.store.matches import MatchStore
+from hashsvc.store.flags import FlagStore
 from hashsvc.store.platforms import PlatformStore
 
 
@@ -18,7 +18,7 @@ class Store:
     redis: Redis
     cases: CaseStore
     platforms: PlatformStore
-    matches: MatchStore
+    flags: FlagStore
     changes: ChangeStream
 
     @classmethod
@@ -28,7 +28,7 @@ class Store:
             redis=redis,
             cases=CaseStore(redis),
             platforms=PlatformStore(redis),
-            matches=MatchStore(redis),
+            flags=FlagStore(redis),
             changes=ChangeStream(redis),
         )
 

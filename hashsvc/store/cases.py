@@ -3,7 +3,6 @@ to the change stream, so index replicas and the bank can never disagree for long
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -11,7 +10,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from hashsvc.models import CaseRecord, CaseStatus, HashEntry, MatchRecord
+from hashsvc.models import CaseRecord, CaseStatus, FlagStatus, HashEntry
 from hashsvc.store import keys
 from hashsvc.store.changes import append_add, append_remove
 from hashsvc.store.client import text, text_map
@@ -24,7 +23,7 @@ class CaseStore:
         self._redis = redis
 
     async def create(
-        self, case_id: str, secret_verifier: str, entries: Sequence[HashEntry]
+        self, case_id: str, secret_verifier: str, entries: Sequence[HashEntry], *, videos: int = 0
     ) -> list[int]:
         """Store a case and its hashes atomically; returns the hashes' bank ids."""
         last = int(await self._redis.incrby(keys.HASH_ID_SEQUENCE, len(entries)))
@@ -36,6 +35,7 @@ class CaseStore:
                     "secret_verifier": secret_verifier,
                     "created_at": repr(time.time()),
                     "status": CaseStatus.ACTIVE.value,
+                    "videos": str(videos),
                 },
             )
             tx.hset(
@@ -50,26 +50,28 @@ class CaseStore:
         return hash_ids
 
     async def get(self, case_id: str) -> CaseRecord | None:
-        """The case, its per-signal hash counts and its match history; None if unknown."""
+        """The case and its per-signal hash counts; None if unknown."""
         async with self._redis.pipeline(transaction=True) as tx:
             tx.hgetall(keys.case(case_id))
             tx.hvals(keys.case_hashes(case_id))
-            tx.lrange(keys.case_matches(case_id), 0, -1)
-            fields, signals, raw_matches = await tx.execute()
-        if not fields:
+            raw_fields, raw_signals = await tx.execute()
+        if not raw_fields:
             return None
+        fields = text_map(raw_fields)
+        signals = [text(s) for s in raw_signals]
         return CaseRecord(
             case_id=case_id,
             secret_verifier=fields["secret_verifier"],
             created_at=float(fields["created_at"]),
             status=CaseStatus(fields["status"]),
             hash_counts=dict(Counter(signals)),
-            matches=[MatchRecord(**json.loads(raw)) for raw in raw_matches],
+            videos=int(fields.get("videos", "0")),
         )
 
     async def withdraw(self, case_id: str) -> bool:
-        """Delete the case, its hashes from every bank and its match records, atomically."""
-        case_keys = (keys.case(case_id), keys.case_hashes(case_id), keys.case_matches(case_id))
+        """Delete the case and its hashes from every bank, and mark its flags withdrawn
+        (they lose their link to the case), atomically."""
+        case_keys = (keys.case(case_id), keys.case_hashes(case_id), keys.case_flags(case_id))
         async with self._redis.pipeline(transaction=True) as tx:
             while True:
                 try:
@@ -77,14 +79,15 @@ class CaseStore:
                     if not await tx.exists(case_keys[0]):
                         return False
                     hashes = text_map(await tx.hgetall(case_keys[1]))
-                    raw_matches = [text(m) for m in await tx.lrange(case_keys[2], 0, -1)]
+                    flag_ids = [text(f) for f in await tx.zrange(case_keys[2], 0, -1)]
                     tx.multi()  # type: ignore[no-untyped-call]
                     for hash_id, signal in hashes.items():
                         tx.hdel(keys.bank(signal), hash_id)
                         tx.hdel(keys.BANK_OWNER, hash_id)
                         append_remove(tx, signal, int(hash_id))
-                    for raw in raw_matches:
-                        tx.delete(keys.match(json.loads(raw)["match_ref"]))
+                    for flag_id in flag_ids:
+                        tx.hset(keys.flag(flag_id), "status", FlagStatus.WITHDRAWN.value)
+                        tx.hdel(keys.flag(flag_id), "case_id")
                     tx.delete(*case_keys)
                     await tx.execute()
                     return True

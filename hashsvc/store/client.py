@@ -18,9 +18,13 @@ def connect(url: str) -> Redis:
     )
 
 
-def text(value: bytes | str) -> str:
+def text(value: object) -> str:
     """A reply value as str (the client decodes responses; this narrows the type)."""
-    return value.decode() if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a Redis string reply, got {type(value).__name__}")
 
 
 def text_map(mapping: Mapping[bytes | str, bytes | str] | None) -> dict[str, str]:

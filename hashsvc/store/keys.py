@@ -26,14 +26,19 @@ def case_hashes(case_id: str) -> str:
     return f"{PREFIX}case:{case_id}:hashes"
 
 
-def case_matches(case_id: str) -> str:
-    """LIST of JSON match records, oldest first."""
-    return f"{PREFIX}case:{case_id}:matches"
+def case_flags(case_id: str) -> str:
+    """ZSET of the flag ids raised on the case, scored by creation time."""
+    return f"{PREFIX}case:{case_id}:flags"
 
 
-def match(match_ref: str) -> str:
-    """HASH case_id, platform_id: resolves an opaque match reference."""
-    return f"{PREFIX}match:{match_ref}"
+def flag(flag_id: str) -> str:
+    """HASH of one flag (see hashsvc.models.Flag) plus its case_id, never shown to platforms."""
+    return f"{PREFIX}flag:{flag_id}"
+
+
+def platform_flags(platform_id: str) -> str:
+    """ZSET of a platform's flag ids, scored by creation time."""
+    return f"{PREFIX}platform:{platform_id}:flags"
 
 
 def platform(platform_id: str) -> str:

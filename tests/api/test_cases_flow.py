@@ -35,7 +35,7 @@ def test_reupload_is_matched_and_recorded_on_the_case(
     assert result["matched"] is True
     signals = {m["signal"]: m["distance"] for m in result["matches"]}
     assert signals["pdq"] <= settings.pdq_threshold
-    assert len({m["match_ref"] for m in result["matches"]}) == 1
+    assert len({m["flag_id"] for m in result["matches"]}) == 1
     assert case_id not in scan.text
     assert secret not in scan.text
     status = client.get(f"/v1/cases/{case_id}", headers=bearer(secret)).json()

@@ -26,8 +26,12 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
 )
 async def create_case(body: CaseCreate, state: StateDep) -> CaseCreated:
     """Register hashes computed on the victim's device. The secret is shown only here."""
-    items = [cases.SubmittedHash(h.signal, h.hash, h.quality) for h in body.hashes]
-    created = await cases.submit(items, state.settings, state.store)
+    images = [cases.SubmittedHash(h.signal, h.hash, h.quality) for h in body.hashes]
+    videos = [
+        [cases.SubmittedHash(h.signal, h.hash, h.quality) for h in video.frames]
+        for video in body.videos
+    ]
+    created = await cases.submit(images, videos, state.settings, state.store)
     return CaseCreated(
         case_id=created.case_id, secret=created.secret, hash_count=created.hash_count
     )
@@ -37,20 +41,24 @@ async def create_case(body: CaseCreate, state: StateDep) -> CaseCreated:
 async def case_status(case_id: str, secret: BearerTokenDep, state: StateDep) -> CaseStatusOut:
     """Status, hash counts and matches of one case (case secret as Bearer token)."""
     record = await cases.authorize(case_id, secret, state.settings, state.store)
+    flags = await state.store.flags.for_case(case_id)
     return CaseStatusOut(
         case_id=record.case_id,
         status=record.status.value,
         created_at=record.created_at,
         hashes=record.hash_counts,
+        videos=record.videos,
         matches=[
             MatchOut(
-                platform=m.platform,
-                matched_at=m.matched_at,
-                signal=m.signal,
-                distance=m.distance,
-                decision=m.decision,
+                platform=f.platform_name,
+                matched_at=f.created_at,
+                signal=f.signal,
+                distance=f.distance,
+                status=f.status.value,
+                decision=f.decision.value,
+                decided_at=f.decided_at,
             )
-            for m in record.matches
+            for f in flags
         ],
     )
 

@@ -60,12 +60,9 @@ async def scan(request: Request, platform: PlatformDep, state: StateDep) -> Scan
     body = await read_body(request)
     computed: list[ComputedHash] = []
     if content_type.startswith("application/json"):
-        entries = cases.validate_hashes(
-            _parse_hash_body(body),
-            state.settings,
-            limit=state.settings.max_hashes_per_scan,
-            check_information=False,
-        )
+        items = _parse_hash_body(body)
+        cases.check_count(len(items), state.settings.max_hashes_per_scan)
+        entries = cases.validate_hashes(items, state.settings, check_information=False)
     elif content_type.startswith(("multipart/form-data", *_IMAGE_TYPES)):
         if content_type.startswith("multipart/"):
             body = first_file_part(request.headers["content-type"].encode(), body)
@@ -79,8 +76,6 @@ async def scan(request: Request, platform: PlatformDep, state: StateDep) -> Scan
     hits = await scanning.scan(entries, platform, state.matcher, state.store)
     return ScanResult(
         matched=bool(hits),
-        matches=[
-            ScanHitOut(match_ref=h.match_ref, signal=h.signal, distance=h.distance) for h in hits
-        ],
+        matches=[ScanHitOut(flag_id=h.flag_id, signal=h.signal, distance=h.distance) for h in hits],
         hashes=[ComputedHashOut(signal=c.signal, hash=c.hex, quality=c.quality) for c in computed],
     )

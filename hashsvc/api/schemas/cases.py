@@ -7,10 +7,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from hashsvc.api.schemas.common import HashItem
 
 
+class VideoItem(BaseModel):
+    """One video: the hashes of its sampled frames (low-information frames are dropped)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frames: list[HashItem]
+
+
 class CaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    hashes: list[HashItem] = Field(description="Hashes computed on the victim's own device.")
+    hashes: list[HashItem] = Field(
+        default_factory=list, description="Image hashes computed on the victim's own device."
+    )
+    videos: list[VideoItem] = Field(
+        default_factory=list, description="Videos, each as the hashes of its sampled frames."
+    )
 
 
 class CaseCreated(BaseModel):
@@ -20,11 +33,15 @@ class CaseCreated(BaseModel):
 
 
 class MatchOut(BaseModel):
+    """A match as the victim sees it: where, when, how close, and what the platform did."""
+
     platform: str
     matched_at: float
     signal: str
     distance: int
+    status: str
     decision: str
+    decided_at: float | None
 
 
 class CaseStatusOut(BaseModel):
@@ -32,4 +49,5 @@ class CaseStatusOut(BaseModel):
     status: str
     created_at: float
     hashes: dict[str, int]
+    videos: int
     matches: list[MatchOut]

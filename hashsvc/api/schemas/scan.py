@@ -20,7 +20,7 @@ class ComputedHashOut(BaseModel):
 
 
 class ScanHitOut(BaseModel):
-    match_ref: str = Field(description="Opaque reference of the match; no case data.")
+    flag_id: str = Field(description="The flag raised for review (opaque; no case data).")
     signal: str
     distance: int
 
