@@ -5,10 +5,13 @@ factory, worker main) and passed down; nothing is instantiated at import."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from hashsvc.media.video import VideoLimits
 
 MiB = 1024 * 1024
 
@@ -52,6 +55,37 @@ class Settings(BaseSettings):
     max_hashes_per_case: int = Field(default=2000, ge=1)
     max_hashes_per_scan: int = Field(default=500, ge=1)
 
+    max_job_upload_bytes: int = Field(default=100 * MiB, ge=1024)
+    job_blob_ttl_s: int = Field(default=24 * 3600, ge=60, description="Upload kept at most.")
+    max_job_backlog: int = Field(default=10_000, ge=1, description="Beyond: 503 + Retry-After.")
+    job_max_deliveries: int = Field(default=3, ge=1, description="Then dead-lettered.")
+    worker_visibility_timeout_s: float = Field(
+        default=30.0, gt=0, description="A job idle this long is taken over by another worker."
+    )
+    worker_sweep_interval_s: float = Field(default=1.0, gt=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_attempts: int = Field(default=3, ge=1)
+
+    max_video_bytes: int = Field(default=200 * MiB, ge=1024)
+    max_video_duration_s: float = Field(
+        default=600.0, gt=0, description="Video content beyond this is not decoded."
+    )
+    max_video_frames: int = Field(default=300, ge=1, description="Sampled frames per video.")
+    max_video_frame_pixels: int = Field(default=4096 * 2160, ge=10_000)
+    video_sample_interval_s: float = Field(default=1.0, gt=0)
+    video_scene_threshold: float = Field(
+        default=30.0,
+        ge=0,
+        le=255,
+        description="Mean absolute grey-level change (0-255) of 64x64 thumbnails = scene cut.",
+    )
+    video_decode_timeout_s: float = Field(
+        default=120.0, gt=0, description="Wall-clock budget for sampling one video."
+    )
+    video_min_matching_frames: int = Field(
+        default=2, ge=1, description="Frames of a video that must match the same case."
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _empty_url_is_none(cls, value: str | None) -> str | None:
@@ -61,6 +95,20 @@ class Settings(BaseSettings):
         """Default match distance (inclusive) for a signal type."""
         thresholds = {"pdq": self.pdq_threshold, "phash": self.phash_threshold}
         return thresholds[signal]
+
+    def video_limits(self) -> VideoLimits:
+        """The video sampling limits (``hashsvc.media.sample_frames``) of these settings."""
+        from hashsvc.media.video import VideoLimits  # not at top: config must not import cv2
+
+        return VideoLimits(
+            max_bytes=self.max_video_bytes,
+            max_duration_s=self.max_video_duration_s,
+            max_frames=self.max_video_frames,
+            max_pixels=self.max_video_frame_pixels,
+            sample_interval_s=self.video_sample_interval_s,
+            scene_change_threshold=self.video_scene_threshold,
+            max_decode_s=self.video_decode_timeout_s,
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -102,3 +102,7 @@ class JobNotFound(HashsvcError):
 class Overloaded(HashsvcError):
     code = "overloaded"
     status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,15 +1,19 @@
-"""Content to hashes, the same way everywhere (server scans, CLI, tests): safe decode, then every
-registered signal. Synchronous and CPU-bound: async callers run it in a worker thread."""
+"""Content to hashes, the same way everywhere (server scans, workers, CLI, tests): safe decode,
+then every registered signal. Synchronous and CPU-bound: async callers run it in a thread."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from hashsvc.config import Settings
 from hashsvc.errors import MediaTooLarge
-from hashsvc.media import decode_image
-from hashsvc.signals import SIGNALS, HashResult, hash_all
+from hashsvc.media import decode_image, is_video, sample_frames
+from hashsvc.signals import SIGNALS, hash_all
+
+_SNIFF_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -23,21 +27,47 @@ class ComputedHash:
         return SIGNALS[self.signal].to_hex(self.code)
 
 
+@dataclass(frozen=True)
+class MediaHashes:
+    """The hashes of an image (one frame) or of a video's sampled frames."""
+
+    kind: str  # "image" | "video"
+    frames: list[list[ComputedHash]]
+
+
+def hash_image(image: Image.Image) -> list[ComputedHash]:
+    return [ComputedHash(name, r.code, r.quality) for name, r in hash_all(image).items()]
+
+
 def hash_bytes(data: bytes, settings: Settings) -> list[ComputedHash]:
     """Decode image bytes within the configured limits and hash them with every signal."""
     image = decode_image(
         data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
     )
-    results: dict[str, HashResult] = hash_all(image)
-    return [ComputedHash(name, r.code, r.quality) for name, r in results.items()]
+    return hash_image(image)
+
+
+def _check_size(size: int, limit: int, what: str) -> None:
+    if size > limit:
+        raise MediaTooLarge("too_many_bytes", f"{what} is {size} bytes; the limit is {limit}")
 
 
 def hash_file(path: Path, settings: Settings) -> list[ComputedHash]:
-    """Hash a local file (refusing oversized files before reading them whole)."""
-    size = path.stat().st_size
-    if size > settings.max_upload_bytes:
-        raise MediaTooLarge(
-            "too_many_bytes",
-            f"{path.name} is {size} bytes; the limit is {settings.max_upload_bytes}",
-        )
+    """Hash a local image file (refusing oversized files before reading them whole)."""
+    _check_size(path.stat().st_size, settings.max_upload_bytes, path.name)
     return hash_bytes(path.read_bytes(), settings)
+
+
+def hash_media(source: bytes | Path, settings: Settings) -> MediaHashes:
+    """Hash an image or a video (told apart by their bytes, never by name or type)."""
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    else:
+        head = source[:_SNIFF_BYTES]
+    if is_video(head):
+        frames = sample_frames(source, limits=settings.video_limits())
+        return MediaHashes("video", [hash_image(frame.image) for frame in frames])
+    if isinstance(source, Path):
+        return MediaHashes("image", [hash_file(source, settings)])
+    return MediaHashes("image", [hash_bytes(source, settings)])

@@ -79,6 +79,8 @@ class Platform:
     platform_id: str
     name: str
     created_at: float
+    file_root: str | None = None  # workers may read file:// URIs under this directory
+    webhook_url: str | None = None  # job results are POSTed here, signed
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,27 @@ class Change:
     signal: str
     hash_id: int
     code: bytes | None
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ScanJob:
+    """A queued scan of one upload or one file:// URI, owned by one platform."""
+
+    job_id: str
+    platform_id: str
+    status: JobStatus
+    source: str  # "upload" | "uri"
+    uri: str | None
+    created_at: float
+    attempt: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    result: str | None = None  # JSON written by the worker that completed the job

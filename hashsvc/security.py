@@ -23,6 +23,14 @@ def new_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def new_webhook_secret() -> str:
+    return "hsvc_wh_" + secrets.token_urlsafe(32)
+
+
+def new_job_id() -> str:
+    return "j_" + secrets.token_urlsafe(16)
+
+
 def new_case_secret() -> str:
     return CASE_SECRET_PREFIX + secrets.token_urlsafe(32)
 

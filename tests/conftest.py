@@ -3,7 +3,6 @@ test; the real app served by uvicorn on a loopback port; platforms with real API
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import redis
 
 from hashsvc.config import Settings
 from hashsvc.embedded import EmbeddedRedis
-from hashsvc.platforms import register_platform
-from hashsvc.store import Store
+from tests.helpers import make_platform
 from tests.live import LiveService, start_service
 
 MiB = 1024 * 1024
@@ -56,19 +54,6 @@ def service(settings: Settings, redis_url: str) -> Iterator[LiveService]:
 def client(service: LiveService) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.url, timeout=30) as http:
         yield http
-
-
-def make_platform(settings: Settings, redis_url: str, name: str) -> str:
-    """Register a platform straight in the store; returns its API key."""
-
-    async def create() -> str:
-        store = Store.open(redis_url)
-        try:
-            return (await register_platform(name, settings, store))[1]
-        finally:
-            await store.close()
-
-    return asyncio.run(create())
 
 
 @pytest.fixture

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from fixtures.make_variants import VARIANTS, encode, load_photo, photo_paths
 from hashsvc.config import Settings
 from hashsvc.hashing import hash_file
+from hashsvc.platforms import register_platform, resolve_file_root
+from hashsvc.store import Store
 
 PHOTOS = {path.stem: path for path in photo_paths()}
 
@@ -33,3 +36,49 @@ def upload(data: bytes, name: str = "upload.jpg") -> dict[str, Any]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def make_platform(settings: Settings, redis_url: str, name: str) -> str:
+    """Register a platform straight in the store; returns its API key."""
+
+    async def create() -> str:
+        store = Store.open(redis_url)
+        try:
+            return (await register_platform(name, settings, store)).api_key
+        finally:
+            await store.close()
+
+    return asyncio.run(create())
+
+
+def make_platform_with_root(settings: Settings, redis_url: str, name: str, root: Path) -> str:
+    """A platform whose jobs may name files under ``root``; returns its API key."""
+
+    async def create() -> str:
+        store = Store.open(redis_url)
+        try:
+            created = await register_platform(
+                name, settings, store, file_root=resolve_file_root(root)
+            )
+            return created.api_key
+        finally:
+            await store.close()
+
+    return asyncio.run(create())
+
+
+def make_platform_with_webhook(
+    settings: Settings, redis_url: str, name: str, url: str
+) -> tuple[str, str]:
+    """A platform with a webhook; returns its API key and webhook secret."""
+
+    async def create() -> tuple[str, str]:
+        store = Store.open(redis_url)
+        try:
+            created = await register_platform(name, settings, store, webhook_url=url)
+            assert created.webhook_secret is not None
+            return created.api_key, created.webhook_secret
+        finally:
+            await store.close()
+
+    return asyncio.run(create())

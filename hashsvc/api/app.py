@@ -12,14 +12,13 @@ from hashsvc import __version__
 from hashsvc.api.deps import AppState
 from hashsvc.api.errors import install_error_handlers
 from hashsvc.api.limits import BodySizeLimit
-from hashsvc.api.routes import cases, flags, health, scan
+from hashsvc.api.routes import cases, flags, health, jobs, scan
 from hashsvc.config import Settings
 from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.signals import SIGNALS
 from hashsvc.store import Store
 
 _MULTIPART_OVERHEAD = 64 * 1024
-_UPLOAD_PATHS = frozenset({"/v1/scan"})
 
 
 def create_app(settings: Settings, redis_url: str) -> FastAPI:
@@ -47,12 +46,15 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
     )
     install_error_handlers(app)
 
+    upload_limits = {
+        "/v1/scan": settings.max_upload_bytes + _MULTIPART_OVERHEAD,
+        "/v1/scan/jobs": settings.max_job_upload_bytes + _MULTIPART_OVERHEAD,
+    }
+
     def limit_for(path: str) -> int:
-        if path in _UPLOAD_PATHS:
-            return settings.max_upload_bytes + _MULTIPART_OVERHEAD
-        return settings.max_request_json_bytes
+        return upload_limits.get(path, settings.max_request_json_bytes)
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
-    for router in (cases.router, scan.router, flags.router, health.router):
+    for router in (cases.router, scan.router, jobs.router, flags.router, health.router):
         app.include_router(router)
     return app

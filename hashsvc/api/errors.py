@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hashsvc.errors import HashsvcError
@@ -16,9 +18,13 @@ from hashsvc.errors import HashsvcError
 logger = logging.getLogger(__name__)
 
 
-def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
@@ -30,7 +36,8 @@ def _describe(error: dict[str, Any]) -> str:
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HashsvcError)
     extra = {"reason": exc.reason} if hasattr(exc, "reason") else {}
-    return error_response(exc.status, exc.code, exc.message, **extra)
+    retry_after = getattr(exc, "retry_after", None)
+    return error_response(exc.status, exc.code, exc.message, retry_after, **extra)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -50,6 +57,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail))
 
 
+async def _redis_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("Redis unavailable: %s", type(exc).__name__)
+    return error_response(
+        503, "unavailable", "the store is unavailable; nothing was recorded, retry later", 1
+    )
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled %s", type(exc).__name__, exc_info=exc)
     return error_response(500, "internal_error", "internal error")
@@ -59,4 +73,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HashsvcError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

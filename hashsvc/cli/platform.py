@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +13,7 @@ from hashsvc.cli.common import File, Server, base_url, reported_errors, request,
 from hashsvc.config import Settings
 from hashsvc.embedded import redis_for
 from hashsvc.hashing import hash_file
-from hashsvc.platforms import register_platform
+from hashsvc.platforms import NewPlatform, register_platform, resolve_file_root
 from hashsvc.store import Store
 
 platform_app = typer.Typer(help="Manage platforms (operators; talks to Redis directly).")
@@ -38,24 +39,39 @@ def scan_command(
     typer.echo(json.dumps(body, indent=2))
 
 
-async def _create_platform(redis_url: str, name: str, config: Settings) -> tuple[str, str]:
+FileRoot = Annotated[
+    Path | None,
+    typer.Option(help="Directory whose files this platform's jobs may name as file:// URIs."),
+]
+WebhookUrl = Annotated[
+    str | None, typer.Option(help="Job results are POSTed here, signed with HMAC-SHA256.")
+]
+
+
+async def _create_platform(
+    redis_url: str, name: str, config: Settings, file_root: str | None, webhook_url: str | None
+) -> NewPlatform:
     store = Store.open(redis_url)
     try:
-        platform, key = await register_platform(name, config, store)
-        return platform.platform_id, key
+        return await register_platform(
+            name, config, store, file_root=file_root, webhook_url=webhook_url
+        )
     finally:
         await store.close()
 
 
 @platform_app.command("create")
-def create_command(name: str) -> None:
+def create_command(name: str, file_root: FileRoot = None, webhook_url: WebhookUrl = None) -> None:
     """Register a platform and print its API key (shown only once)."""
     config = settings()
     with reported_errors(), redis_for(config.redis_url, config.data_dir, config.appendfsync) as url:
-        platform_id, key = asyncio.run(_create_platform(url, name, config))
-    typer.echo(f"platform id: {platform_id}")
-    typer.echo(f"api key:     {key}")
-    typer.secho("Store the API key now: it is shown only once.", fg=typer.colors.YELLOW)
+        root = resolve_file_root(file_root) if file_root else None
+        created = asyncio.run(_create_platform(url, name, config, root, webhook_url))
+    typer.echo(f"platform id: {created.platform.platform_id}")
+    typer.echo(f"api key:     {created.api_key}")
+    if created.webhook_secret:
+        typer.echo(f"webhook secret: {created.webhook_secret}")
+    typer.secho("Store the secrets now: they are shown only once.", fg=typer.colors.YELLOW)
 
 
 def register(app: typer.Typer) -> None:

@@ -35,9 +35,22 @@ def serve_command(
         uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False)
 
 
+def worker_command(
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run scan workers (queued jobs). Start `hashsvc serve` first in embedded mode."""
+    from workers.supervisor import run_many  # heavy imports only for this command
+
+    config = load_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with redis_for(config.redis_url, config.data_dir, config.appendfsync) as url:
+        run_many(processes, url)
+
+
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
+    app.command("worker")(worker_command)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from hashsvc.cases import SubmittedHash, validate_submission
 from hashsvc.cli.common import Files, Server, base_url, reported_errors, request, settings
-from hashsvc.hashing import ComputedHash, hash_file
+from hashsvc.hashing import ComputedHash, MediaHashes, hash_media
 
 Secret = Annotated[
     str,
@@ -21,36 +21,51 @@ Secret = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON object per file.")]
 
 
-def _hash_files(files: list[Path]) -> list[tuple[Path, list[ComputedHash]]]:
+def _hash_files(files: list[Path]) -> list[tuple[Path, MediaHashes]]:
     config = settings()
-    return [(path, hash_file(path, config)) for path in files]
+    return [(path, hash_media(path, config)) for path in files]
+
+
+def _item(h: ComputedHash) -> dict[str, Any]:
+    return {"signal": h.signal, "hash": h.hex, "quality": h.quality}
+
+
+def _print_hashes(label: str, hashes: list[ComputedHash]) -> None:
+    for h in hashes:
+        quality = "" if h.quality is None else f"\tquality={h.quality}"
+        typer.echo(f"{label}\t{h.signal}\t{h.hex}{quality}")
 
 
 def hash_command(files: Files, as_json: AsJson = False) -> None:
-    """Hash image files on this device and print the hashes. Nothing is sent anywhere."""
+    """Hash images and videos on this device and print the hashes. Nothing is sent anywhere."""
     with reported_errors():
-        for path, hashes in _hash_files(files):
+        for path, media in _hash_files(files):
             if as_json:
-                items = [{"signal": h.signal, "hash": h.hex, "quality": h.quality} for h in hashes]
-                typer.echo(json.dumps({"file": str(path), "hashes": items}))
-                continue
-            for h in hashes:
-                quality = "" if h.quality is None else f"\tquality={h.quality}"
-                typer.echo(f"{path}\t{h.signal}\t{h.hex}{quality}")
+                frames = [[_item(h) for h in frame] for frame in media.frames]
+                body: dict[str, Any] = {"file": str(path), "kind": media.kind}
+                body.update({"hashes": frames[0]} if media.kind == "image" else {"frames": frames})
+                typer.echo(json.dumps(body))
+            elif media.kind == "image":
+                _print_hashes(str(path), media.frames[0])
+            else:
+                for number, frame in enumerate(media.frames):
+                    _print_hashes(f"{path}#frame={number}", frame)
 
 
 def submit_command(files: Files, server: Server = None) -> None:
-    """Hash files on this device and submit only the hashes as a new case."""
+    """Hash images and videos on this device and submit only the hashes as a new case."""
     with reported_errors():
-        items = [
-            SubmittedHash(h.signal, h.hex, h.quality)
-            for _, hashes in _hash_files(files)
-            for h in hashes
-        ]
-        config = settings()
-        validate_submission(items, [], config)
+        hashed = _hash_files(files)
+        images = [h for _, m in hashed if m.kind == "image" for h in m.frames[0]]
+        videos = [[h for frame in m.frames for h in frame] for _, m in hashed if m.kind == "video"]
+
+        def submitted(hashes: list[ComputedHash]) -> list[SubmittedHash]:
+            return [SubmittedHash(h.signal, h.hex, h.quality) for h in hashes]
+
+        validate_submission(submitted(images), [submitted(v) for v in videos], settings())
         payload = {
-            "hashes": [{"signal": i.signal, "hash": i.hex, "quality": i.quality} for i in items]
+            "hashes": [_item(h) for h in images],
+            "videos": [{"frames": [_item(h) for h in video]} for video in videos],
         }
         created = request("POST", f"{base_url(server)}/v1/cases", json=payload)
     typer.echo(f"case id: {created['case_id']}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 
 import anyio.to_thread
@@ -28,6 +29,19 @@ def _as_arrays(items: Mapping[int, bytes], nbytes: int) -> tuple[np.ndarray, np.
     return ids, codes
 
 
+_CONTINUITY_CHECK_S = 1.0
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    millis, _, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
+def _next_id(entry_id: str) -> tuple[int, int]:
+    millis, seq = _stream_id(entry_id)
+    return millis, seq + 1
+
+
 class ReplicaSet:
     """The replicas of every signal type, sharing one change-stream cursor."""
 
@@ -37,6 +51,7 @@ class ReplicaSet:
         self._indexes = {name: HammingIndex(bits=s.bits) for name, s in signals.items()}
         self._cursor = START
         self._lock = asyncio.Lock()
+        self._next_check = 0.0
 
     def index(self, signal: str) -> HammingIndex:
         return self._indexes[signal]
@@ -67,9 +82,27 @@ class ReplicaSet:
         )
 
     async def catch_up(self) -> None:
-        """Apply every change committed since the cursor."""
+        """Apply every change committed since the cursor; rebuild if the stream no longer
+        continues from it (replaced or trimmed past it: a restore, a flush)."""
+        if time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + _CONTINUITY_CHECK_S
+            if not await self._continues():
+                logger.warning("change stream does not continue from %s: rebuilding", self._cursor)
+                await self.bootstrap()
+                return
         async with self._lock:
             await self._replay()
+
+    async def _continues(self) -> bool:
+        bounds = await self._changes.bounds()
+        if self._cursor == START:
+            return True
+        if bounds is None:
+            return False
+        first, last = bounds
+        return _stream_id(last) >= _stream_id(self._cursor) and (
+            first == START or _stream_id(first) <= _next_id(self._cursor)
+        )
 
     async def _replay(self) -> None:
         while True:

@@ -10,6 +10,7 @@ from hashsvc.store.cases import CaseStore
 from hashsvc.store.changes import ChangeStream
 from hashsvc.store.client import connect
 from hashsvc.store.flags import FlagStore
+from hashsvc.store.jobs import JobStore
 from hashsvc.store.platforms import PlatformStore
 
 
@@ -19,16 +20,19 @@ class Store:
     cases: CaseStore
     platforms: PlatformStore
     flags: FlagStore
+    jobs: JobStore
     changes: ChangeStream
 
     @classmethod
     def open(cls, url: str) -> Store:
         redis = connect(url)
+        raw = connect(url, decode=False)
         return cls(
             redis=redis,
             cases=CaseStore(redis),
             platforms=PlatformStore(redis),
             flags=FlagStore(redis),
+            jobs=JobStore(redis, raw),
             changes=ChangeStream(redis),
         )
 
@@ -37,6 +41,7 @@ class Store:
 
     async def close(self) -> None:
         await self.redis.aclose()
+        await self.jobs.close()
 
 
 __all__ = ["Store"]

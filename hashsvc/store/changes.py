@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
 
 from hashsvc.models import Change
 from hashsvc.store import keys
@@ -33,6 +34,15 @@ class ChangeStream:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+
+    async def bounds(self) -> tuple[str, str] | None:
+        """(first entry id, last generated id) of the stream, None if it does not exist."""
+        try:
+            info = await self._redis.xinfo_stream(keys.CHANGES)
+        except ResponseError:  # no such key
+            return None
+        first = info.get("first-entry")
+        return (text(first[0]) if first else START, text(info["last-generated-id"]))
 
     async def head(self) -> str:
         """The id of the newest change (``START`` when there is none)."""

@@ -7,11 +7,11 @@ from collections.abc import Iterable, Mapping
 from redis.asyncio import Redis
 
 
-def connect(url: str) -> Redis:
-    """An async client speaking str (every value hashsvc stores is text)."""
+def connect(url: str, *, decode: bool = True) -> Redis:
+    """An async client; by default speaking str (every value but upload blobs is text)."""
     return Redis.from_url(
         url,
-        decode_responses=True,
+        decode_responses=decode,
         socket_timeout=5.0,
         socket_connect_timeout=2.0,
         health_check_interval=30,

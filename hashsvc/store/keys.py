@@ -9,6 +9,9 @@ BANK_OWNER = PREFIX + "bank:owner"  # HASH hash_id -> case_id
 CHANGES = PREFIX + "changes"  # STREAM op, signal, hash_id, code
 PLATFORMS = PREFIX + "platforms"  # SET of platform ids
 PLATFORM_BY_VERIFIER = PREFIX + "platform:by-verifier"  # HASH key verifier -> platform id
+JOBS = PREFIX + "jobs"  # STREAM job_id; entries are deleted once acknowledged
+JOBS_GROUP = "workers"  # the consumer group of JOBS
+DEAD_JOBS = PREFIX + "jobs:dead"  # STREAM job_id, error, deliveries
 
 
 def bank(signal: str) -> str:
@@ -39,6 +42,16 @@ def flag(flag_id: str) -> str:
 def platform_flags(platform_id: str) -> str:
     """ZSET of a platform's flag ids, scored by creation time."""
     return f"{PREFIX}platform:{platform_id}:flags"
+
+
+def job(job_id: str) -> str:
+    """HASH of one scan job (see hashsvc.models.ScanJob)."""
+    return f"{PREFIX}job:{job_id}"
+
+
+def job_blob(job_id: str) -> str:
+    """STRING: the uploaded bytes of a job, with a TTL, deleted when the job ends."""
+    return f"{PREFIX}job:{job_id}:blob"
 
 
 def platform(platform_id: str) -> str:

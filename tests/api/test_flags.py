@@ -8,8 +8,14 @@ from typing import Any
 import httpx
 
 from hashsvc.config import Settings
-from tests.conftest import make_platform
-from tests.helpers import PHOTOS, bearer, reupload, upload, victim_hashes
+from tests.helpers import (
+    PHOTOS,
+    bearer,
+    make_platform,
+    reupload,
+    upload,
+    victim_hashes,
+)
 
 
 def submit(client: httpx.Client, settings: Settings, name: str) -> tuple[str, str]:

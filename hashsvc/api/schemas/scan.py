@@ -23,6 +23,7 @@ class ScanHitOut(BaseModel):
     flag_id: str = Field(description="The flag raised for review (opaque; no case data).")
     signal: str
     distance: int
+    matched_frames: int = Field(default=1, description="Frames that matched (videos).")
 
 
 class ScanResult(BaseModel):

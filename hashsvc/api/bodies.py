@@ -1,15 +1,35 @@
-"""Reading an uploaded file into memory only (Starlette's form parser spools big files to disk,
-and no image content may touch the server's disk). Accepts a raw body (``image/*`` or
-``application/octet-stream``) or ``multipart/form-data`` with one file field."""
+"""Request bodies read by hand, for routes that accept several content types.
+
+Uploads are read into memory only (Starlette's form parser spools big files to disk, and no
+media may touch the server's disk): a raw body (``image/*``, ``video/*``,
+``application/octet-stream``) or ``multipart/form-data`` with one file field. JSON bodies are
+validated against a pydantic model with the same error shape as FastAPI's own."""
 
 from __future__ import annotations
 
+import json
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from hashsvc.errors import BadRequest
 
 _MAX_PARTS = 4
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_json(model: type[Model], body: bytes) -> Model:
+    """The body as ``model``; malformed JSON or a schema violation is a BadRequest."""
+    try:
+        return model.model_validate(json.loads(body))
+    except json.JSONDecodeError as exc:
+        raise BadRequest("the request body is not valid JSON") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"{where}: {first['msg']}") from exc
 
 
 async def read_body(request: Request) -> bytes:
@@ -73,3 +93,20 @@ def first_file_part(content_type: bytes, body: bytes) -> bytes:
         if b"filename=" in disposition:
             return bytes(data)
     raise BadRequest("the multipart body has no file part (send the image as a 'file' field)")
+
+
+_RAW_MEDIA_TYPES = ("image/", "video/", "application/octet-stream")
+
+
+def is_media_upload(content_type: str) -> bool:
+    """A multipart form or a raw media body."""
+    return content_type.lower().startswith(("multipart/form-data", *_RAW_MEDIA_TYPES))
+
+
+async def read_media(request: Request) -> bytes:
+    """The uploaded media: the multipart file part, or the raw body."""
+    content_type = request.headers.get("content-type", "")
+    body = await read_body(request)
+    if content_type.lower().startswith("multipart/"):
+        return first_file_part(content_type.encode(), body)
+    return body

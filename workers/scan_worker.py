@@ -1,0 +1,176 @@
+"""The scan-job loop of one worker process (rules in ``hashsvc/store/jobs.py``):
+
+take a delivery (a reclaimed entry idle past the visibility timeout first, else a new one) ->
+bump the job's fencing token -> load the media -> hash (in a thread) -> match -> commit result,
+flags, status and acknowledgement in one atomic step. A clean rejection of the media fails the
+job at once (the same bytes would fail again); any other error leaves the entry pending, to be
+retried after the visibility timeout, and dead-lettered after ``job_max_deliveries``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from pathlib import Path
+
+import anyio.to_thread
+
+from hashsvc import jobs, scanning, webhooks
+from hashsvc.config import Settings
+from hashsvc.errors import HashsvcError, MediaRejected
+from hashsvc.hashing import MediaHashes, hash_media
+from hashsvc.matching import Matcher, ReplicaSet
+from hashsvc.models import HashEntry, Platform, ScanJob
+from hashsvc.signals import SIGNALS
+from hashsvc.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class PermanentFailure(Exception):
+    """The job cannot succeed on a retry (bad media, expired upload, forbidden URI)."""
+
+
+class ScanWorker:
+    def __init__(self, settings: Settings, store: Store, consumer: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.consumer = consumer
+        self.replicas = ReplicaSet(store.changes, SIGNALS)
+        self.matcher = Matcher(self.replicas, store.changes, settings, store.cases.signals)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve jobs until ``stop`` is set (the job in hand is finished first)."""
+        await self.store.jobs.ensure_group()
+        await self.replicas.bootstrap()
+        visibility_ms = int(self.settings.worker_visibility_timeout_s * 1000)
+        block_ms = max(1, int(self.settings.worker_sweep_interval_s * 1000))
+        next_sweep = 0.0
+        logger.info("worker %s ready", self.consumer)
+        while not stop.is_set():
+            deliveries = []
+            if time.monotonic() >= next_sweep:
+                deliveries = await self.store.jobs.reclaim(self.consumer, visibility_ms)
+                next_sweep = time.monotonic() + self.settings.worker_sweep_interval_s
+            if not deliveries:
+                deliveries = await self.store.jobs.read_new(self.consumer, block_ms)
+            for entry_id, job_id in deliveries:
+                await self.process(entry_id, job_id)
+
+    async def process(self, entry_id: str, job_id: str) -> str:
+        """Handle one delivery; returns the outcome (for logs and tests)."""
+        started = time.monotonic()
+        deliveries = await self.store.jobs.deliveries(entry_id)
+        attempt = await self.store.jobs.start_attempt(job_id, self.consumer)
+        job = await self.store.jobs.get(job_id)
+        if attempt < 0 or job is None:
+            await self.store.jobs.discard(entry_id)
+            return "discarded"
+        if deliveries > self.settings.job_max_deliveries:
+            error = f"gave up after {deliveries - 1} attempts; last error: {job.error}"
+            outcome = await self.store.jobs.commit_failed(
+                job_id, entry_id, attempt, error, deliveries
+            )
+        else:
+            outcome = await self._attempt(job, entry_id, attempt, deliveries)
+        logger.info(
+            "job %s delivery %d: %s in %.3fs",
+            job_id,
+            deliveries,
+            outcome,
+            time.monotonic() - started,
+        )
+        return outcome
+
+    async def _attempt(self, job: ScanJob, entry_id: str, attempt: int, deliveries: int) -> str:
+        platform = await self.store.platforms.get(job.platform_id)
+        try:
+            async with self._lease(entry_id):
+                if platform is None:
+                    raise PermanentFailure("the platform no longer exists")
+                media = await self._hash(job, platform)
+                return await self._commit(job, entry_id, attempt, platform, media)
+        except PermanentFailure as exc:
+            return await self.store.jobs.commit_failed(
+                job.job_id, entry_id, attempt, str(exc), deliveries
+            )
+        except Exception as exc:  # the job boundary: record, leave pending for a retry
+            logger.warning("job %s attempt %d failed", job.job_id, attempt, exc_info=exc)
+            await self.store.jobs.record_retry(job.job_id, attempt, f"{type(exc).__name__}: {exc}")
+            return "retry"
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, entry_id: str) -> AsyncIterator[None]:
+        """Renew the entry's lease while a long job (a video) is being processed."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.settings.worker_visibility_timeout_s / 3)
+                await self.store.jobs.renew(self.consumer, entry_id)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _hash(self, job: ScanJob, platform: Platform) -> MediaHashes:
+        source: bytes | Path
+        try:
+            if job.source == "upload":
+                blob = await self.store.jobs.blob(job.job_id)
+                if blob is None:
+                    raise PermanentFailure("the upload expired before the job ran")
+                source = blob
+            else:
+                source = await anyio.to_thread.run_sync(
+                    jobs.confine_uri, job.uri or "", platform.file_root
+                )
+            return await anyio.to_thread.run_sync(hash_media, source, self.settings)
+        except MediaRejected as exc:
+            raise PermanentFailure(f"{exc.reason}: {exc.message}") from exc
+        except HashsvcError as exc:
+            raise PermanentFailure(exc.message) from exc
+
+    async def _commit(
+        self, job: ScanJob, entry_id: str, attempt: int, platform: Platform, media: MediaHashes
+    ) -> str:
+        frames = [[HashEntry(h.signal, h.code) for h in frame] for frame in media.frames]
+        min_frames = 1
+        if media.kind == "video":
+            min_frames = min(self.settings.video_min_matching_frames, len(frames))
+        matches = await self.matcher.match_frames(frames, min_frames=max(1, min_frames))
+        flags = scanning.flags_for(matches, platform, job_id=job.job_id)
+        hits = scanning.hits_for(flags, matches)
+        result = {
+            "kind": media.kind,
+            "frames": len(frames),
+            "matches": [asdict(hit) for hit in hits],
+        }
+        body = json.dumps(result, sort_keys=True)
+        outcome = await self.store.jobs.commit_done(job.job_id, entry_id, attempt, body, flags)
+        if outcome == "ok" and platform.webhook_url:
+            await self._notify(platform, job.job_id, result)
+        return outcome
+
+    async def _notify(self, platform: Platform, job_id: str, result: dict[str, object]) -> None:
+        secret = await self.store.platforms.webhook_secret(platform.platform_id)
+        if not platform.webhook_url or not secret:
+            return
+        body = json.dumps({"job_id": job_id, "status": "done", **result}).encode()
+        delivered = await webhooks.deliver(
+            platform.webhook_url,
+            secret,
+            body,
+            timeout_s=self.settings.webhook_timeout_s,
+            attempts=self.settings.webhook_attempts,
+        )
+        if not delivered:
+            logger.warning("webhook for job %s not delivered", job_id)
