@@ -1,66 +1,115 @@
-"""The :class:`HammingIndex` facade: validation, copy-on-write storage, search dispatch."""
+"""The :class:`HammingIndex` facade: validation, copy-on-write state, delta merging."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hashsvc.index import brute
+from hashsvc.index import brute, mih, validate
 from hashsvc.index.codes import pack
+from hashsvc.index.segment import PATHS, Segment, Tuning
 
-_INT64_MAX = np.iinfo(np.int64).max
+SearchResult = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int32]]
+"""``(lims, ids, dists)`` in CSR form; see :meth:`HammingIndex.search`."""
+
+MIN_DELTA: Final = 4_096
+MAX_DELTA: Final = 65_536
+"""Default merge threshold: ``clamp(main_size // 64, MIN_DELTA, MAX_DELTA)`` recent adds."""
+
+DEAD_FRACTION: Final = 8
+"""Tombstones are compacted once they exceed ``1 / DEAD_FRACTION`` of the main segment."""
 
 
 @dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """Immutable index state; both arrays are read-only and never modified in place."""
+class _State:
+    """One immutable version of the index: every search reads exactly one."""
 
-    ids: NDArray[np.int64]  # (n,)
-    words: NDArray[np.uint64]  # (n_words, n), C-contiguous, word-major
+    main: Segment  # with multi-index tables; removals are tombstones
+    frozen: Segment  # adds being merged into main by a running merge (else empty)
+    delta: Segment  # recent adds, scanned
 
-    @classmethod
-    def build(cls, ids: NDArray[np.int64], words: NDArray[np.uint64]) -> _Snapshot:
-        ids.flags.writeable = False
-        words.flags.writeable = False
-        return cls(ids=ids, words=words)
+    @property
+    def segments(self) -> tuple[Segment, Segment, Segment]:
+        return self.main, self.frozen, self.delta
+
+    def discard(self, ids: NDArray[np.int64]) -> _State:
+        """The state without the codes of ``ids`` (unknown ids are ignored)."""
+        return _State(*(s.discard(s.locate(ids)) for s in self.segments))
 
 
 class HammingIndex:
-    """In-memory set of ``(id, code)`` pairs searchable by Hamming radius.
+    """In-memory set of ``(id, code)`` pairs searchable exactly by Hamming radius.
 
     Parameters
     ----------
     bits : int
         Code length; a positive multiple of 64 (64 for pHash, 256 for PDQ).
     memory_budget : int
-        Working-memory budget in bytes per search, see :func:`brute.chunk_size`.
+        Working-memory budget in bytes per scan, see :func:`brute.chunk_size`.
+    merge_threshold : int, optional
+        Recent adds held in the scanned delta before it is merged into the main segment;
+        by default ``clamp(len(main) // 64, 4096, 65536)``.
+    background : bool
+        Merge in a background thread (default) or inline, inside the ``add``/``remove``
+        that crosses the threshold.
+    min_table_size : int
+        Main segments with fewer codes get no multi-index tables (a scan is as fast).
+    search_path : {"auto", "mih", "scan"}
+        ``"auto"`` lets the cost model choose per query; the others force a path (tests
+        and benchmarks). Results are identical whatever the path.
 
     Notes
     -----
     Codes are uint8 arrays of shape ``(n, bits // 8)`` holding the bytes of the hex form
     (``bytes.fromhex(hex)``). Ids are unique: adding a present id replaces its code.
 
-    Thread safety is copy-on-write: the state is an immutable snapshot. ``add`` and
-    ``remove`` build new arrays under a writer lock and then swap the snapshot reference,
-    so a concurrent ``search`` sees either the old or the new state, never a mix, and
-    never blocks. Each mutation therefore copies the whole index (O(n)): batch your adds.
+    Layout: a *main* segment (with multi-index hashing tables, see :mod:`.tables`) plus a small
+    *delta* of recent adds that is scanned. Removals (and replaced codes) in the main
+    segment are tombstones. When the delta outgrows the threshold, or tombstones exceed an
+    eighth of the main segment, a merge freezes the delta and builds a new main segment
+    off to the side; adds and removes made meanwhile are replayed onto it when it is
+    swapped in. Each search picks, per segment and per query, MIH probing or a scan from
+    the segment size, the code length, the radius and the sizes of the probed buckets.
+
+    Thread safety is copy-on-write: the state is an immutable snapshot. Mutations build a
+    new one under a writer lock and swap the reference, so a concurrent ``search`` sees
+    either the old or the new state, never a mix, and never blocks. An ``add`` copies only
+    the delta (at most the threshold), not the index.
     """
 
-    def __init__(self, bits: int = 256, *, memory_budget: int = brute.DEFAULT_MEMORY_BUDGET):
-        if isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0 or bits % 64:
-            raise ValueError(f"bits must be a positive multiple of 64, got {bits!r}")
-        if memory_budget <= 0:
-            raise ValueError(f"memory_budget must be positive, got {memory_budget!r}")
-        self._bits = bits
-        self._memory_budget = memory_budget
-        self._write_lock = threading.Lock()
-        self._snapshot = _Snapshot.build(
-            np.empty(0, dtype=np.int64), np.empty((bits // 64, 0), dtype=np.uint64)
+    def __init__(
+        self,
+        bits: int = 256,
+        *,
+        memory_budget: int = brute.DEFAULT_MEMORY_BUDGET,
+        merge_threshold: int | None = None,
+        background: bool = True,
+        min_table_size: int = mih.MIN_TABLE_SIZE,
+        search_path: str = "auto",
+    ) -> None:
+        self._bits = validate.bits(bits)
+        if search_path not in PATHS:
+            raise ValueError(f"search_path must be one of {PATHS}, got {search_path!r}")
+        self._tuning = Tuning(
+            validate.positive("memory_budget", memory_budget),
+            validate.positive("min_table_size", min_table_size),
+            search_path,
         )
+        self._merge_threshold = (
+            None
+            if merge_threshold is None
+            else validate.positive("merge_threshold", merge_threshold)
+        )
+        self._background = background
+        self._write_lock = threading.Lock()  # serialises state swaps
+        self._merge_lock = threading.Lock()  # one merge at a time
+        self._touched: list[NDArray[np.int64]] | None = None  # ids changed during a merge
+        empty = Segment.empty(bits // 64)
+        self._state = _State(empty, empty, empty)
 
     @property
     def bits(self) -> int:
@@ -72,9 +121,14 @@ class HammingIndex:
         """Bytes per code, ``bits // 8``."""
         return self._bits // 8
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the index's arrays (codes, ids, tables, tombstones, delta)."""
+        return sum(s.nbytes for s in self._state.segments)
+
     def __len__(self) -> int:
         """Number of live codes."""
-        return int(self._snapshot.ids.shape[0])
+        return sum(s.size for s in self._state.segments)
 
     def add(self, ids: ArrayLike, codes: ArrayLike) -> None:
         """Insert codes, replacing the code of any id already present (upsert).
@@ -91,26 +145,17 @@ class HammingIndex:
         ValueError
             On wrong shape or dtype, mismatched lengths, or duplicate ids in ``ids``.
         """
-        new_ids = _as_ids(ids)
-        new_codes = _as_codes(codes, self.nbytes_per_code, "codes")
-        if new_codes.shape[0] != new_ids.shape[0]:
-            raise ValueError(
-                f"codes: expected shape ({new_ids.shape[0]}, {self.nbytes_per_code}) to match "
-                f"ids of shape {new_ids.shape}, got shape {new_codes.shape}"
-            )
-        unique, counts = np.unique(new_ids, return_counts=True)
-        if unique.shape[0] != new_ids.shape[0]:
-            raise ValueError(f"ids: duplicate ids in one add: {unique[counts > 1][:10].tolist()}")
+        new_ids, new_codes = validate.sort_unique(
+            validate.ids(ids), validate.codes(codes, self.nbytes_per_code, "codes")
+        )
         if new_ids.shape[0] == 0:
             return
-        new_words = np.ascontiguousarray(pack(new_codes).T)
+        added = Segment.build(new_ids, np.ascontiguousarray(pack(new_codes).T))
         with self._write_lock:
-            old = self._snapshot
-            keep = ~np.isin(old.ids, new_ids)
-            self._snapshot = _Snapshot.build(
-                np.concatenate([old.ids[keep], new_ids]),
-                np.concatenate([old.words[:, keep], new_words], axis=1),
-            )
+            state = self._state.discard(new_ids)
+            self._state = _State(state.main, state.frozen, state.delta.merge(added))
+            self._note_touched(new_ids)
+        self._merge_if_due()
 
     def remove(self, ids: ArrayLike) -> None:
         """Delete codes by id; unknown ids are ignored.
@@ -120,15 +165,22 @@ class HammingIndex:
         ids : array_like of integers, shape (n,)
             Any integer dtype whose values fit int64; repeats are allowed.
         """
-        gone = _as_ids(ids)
+        gone = validate.ids(ids)
         with self._write_lock:
-            old = self._snapshot
-            keep = ~np.isin(old.ids, gone)
-            if keep.all():
-                return
-            self._snapshot = _Snapshot.build(old.ids[keep], old.words[:, keep])
+            self._state = self._state.discard(gone)
+            self._note_touched(gone)
+        self._merge_if_due()
 
-    def search(self, queries: ArrayLike, max_distance: int) -> brute.SearchResult:
+    def compact(self) -> None:
+        """Merge the delta and drop tombstones now, waiting for a running merge first.
+
+        Call after a bulk load so that searches use the tables straight away.
+        """
+        with self._merge_lock:
+            while self._merge_once():
+                pass
+
+    def search(self, queries: ArrayLike, max_distance: int) -> SearchResult:
         """Find all stored codes within ``max_distance`` (inclusive) of each query.
 
         Parameters
@@ -145,41 +197,91 @@ class HammingIndex:
         ids : ndarray of int64
         dists : ndarray of int32
             Within each query, sorted by (distance, id).
+
+        Raises
+        ------
+        ValueError
+            On wrong query shape or dtype, or a negative or non-integer radius.
         """
-        packed = pack(_as_codes(queries, self.nbytes_per_code, "queries"))
-        radius = _as_radius(max_distance)
-        snap = self._snapshot
-        return brute.search(snap.words, snap.ids, packed, radius, self._memory_budget)
+        packed = pack(validate.codes(queries, self.nbytes_per_code, "queries"))
+        radius = min(validate.radius(max_distance), self._bits)
+        parts: list[brute.Hits] = []
+        for segment in self._state.segments:  # one snapshot for the whole search
+            if segment.size:
+                q, pos, dist = segment.search(packed, radius, self._tuning)
+                parts.append((q, segment.ids.take(pos), dist))
+        return _to_csr(brute.concat_hits(parts), packed.shape[0])
 
+    # -- merging --------------------------------------------------------------------------
 
-def _as_ids(ids: ArrayLike) -> NDArray[np.int64]:
-    """Validate ids as a 1-D integer array with values in int64 range; return int64 copy."""
-    arr = np.asarray(ids)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu":
-        raise ValueError(
-            f"ids: expected 1-D integer array of shape (n,), got {arr.dtype} array "
-            f"of shape {arr.shape}"
+    def _threshold(self, main_size: int) -> int:
+        if self._merge_threshold is not None:
+            return self._merge_threshold
+        return min(MAX_DELTA, max(MIN_DELTA, main_size // 64))
+
+    def _due(self, state: _State) -> bool:
+        main = state.main
+        dead = main.dead.shape[0]
+        return (
+            state.delta.size >= self._threshold(main.size)
+            or dead * DEAD_FRACTION > main.ids.size
+            or (state.frozen.size > 0 and self._touched is None)  # a failed merge's leftovers
         )
-    if not np.can_cast(arr.dtype, np.int64) and arr.size and arr.max() > _INT64_MAX:
-        raise ValueError(f"ids: values must fit int64, got maximum {arr.max()} ({arr.dtype})")
-    return arr.astype(np.int64)
+
+    def _note_touched(self, ids: NDArray[np.int64]) -> None:
+        if self._touched is not None:
+            self._touched.append(ids)
+
+    def _merge_if_due(self) -> None:
+        if not self._due(self._state) or not self._merge_lock.acquire(blocking=False):
+            return  # nothing to do, or a running merge re-checks when it finishes
+        if not self._background:
+            try:
+                self._merge_once()
+            finally:
+                self._merge_lock.release()
+            return
+        threading.Thread(
+            target=self._merge_in_background, name="hamming-merge", daemon=True
+        ).start()
+
+    def _merge_in_background(self) -> None:
+        try:
+            while self._due(self._state) and self._merge_once():
+                pass
+        finally:
+            self._merge_lock.release()
+        self._merge_if_due()  # a mutation may have come due while the lock was held
+
+    def _merge_once(self) -> bool:
+        """Fold the delta into a new main segment (merge lock held); False if nothing to do."""
+        with self._write_lock:
+            state = self._state
+            if not (state.delta.size or state.frozen.size or state.main.dead.shape[0]):
+                return False
+            frozen = state.frozen.merge(state.delta)
+            self._state = _State(state.main, frozen, Segment.empty(self._bits // 64))
+            self._touched = []
+        try:
+            main = state.main.merge(frozen, tables=self._tuning.min_table_size)  # slow, lock-free
+        except BaseException:
+            with self._write_lock:
+                self._touched = None  # frozen stays searchable; the next merge retries
+            raise
+        with self._write_lock:
+            touched = np.concatenate(self._touched) if self._touched else np.empty(0, np.int64)
+            self._touched = None
+            main = main.discard(main.locate(touched))  # replay what changed meanwhile
+            self._state = _State(main, Segment.empty(self._bits // 64), self._state.delta)
+        return True
 
 
-def _as_codes(codes: ArrayLike, nbytes: int, name: str) -> NDArray[np.uint8]:
-    """Validate a uint8 array of shape (n, nbytes)."""
-    arr = np.asarray(codes)
-    if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != nbytes:
-        raise ValueError(
-            f"{name}: expected uint8 array of shape (n, {nbytes}), got {arr.dtype} array "
-            f"of shape {arr.shape}"
-        )
-    return arr
-
-
-def _as_radius(max_distance: Any) -> int:
-    """Validate a non-negative integer radius."""
-    if isinstance(max_distance, bool | np.bool_) or not isinstance(max_distance, int | np.integer):
-        raise ValueError(f"max_distance must be an integer, got {max_distance!r}")
-    if max_distance < 0:
-        raise ValueError(f"max_distance must be >= 0, got {max_distance}")
-    return int(max_distance)
+def _to_csr(hits: brute.Hits, n_queries: int) -> SearchResult:
+    """Hits with ids in place of positions -> CSR arrays sorted by (query, distance, id)."""
+    query_index, ids, dists = hits
+    lims = np.zeros(n_queries + 1, dtype=np.int64)
+    if ids.shape[0] == 0:
+        return lims, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
+    order = np.lexsort((ids, dists, query_index))
+    np.cumsum(np.bincount(query_index, minlength=n_queries), out=lims[1:])
+    return lims, ids[order], dists[order]

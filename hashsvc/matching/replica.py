@@ -42,6 +42,12 @@ def _next_id(entry_id: str) -> tuple[int, int]:
     return millis, seq + 1
 
 
+def _bulk_load(index: HammingIndex, ids: np.ndarray, codes: np.ndarray) -> None:
+    """Add a whole bank at once and wait for the merge that builds its tables."""
+    index.add(ids, codes)
+    index.compact()
+
+
 class ReplicaSet:
     """The replicas of every signal type, sharing one change-stream cursor."""
 
@@ -70,9 +76,9 @@ class ReplicaSet:
                 async for batch in self._changes.snapshot(name):
                     snapshot.update(batch)
                 index = HammingIndex(bits=signal.bits)
-                if snapshot:  # one bulk add: each add copies the index
+                if snapshot:  # one bulk add, merged before the swap so it is searched by MIH
                     ids, codes = _as_arrays(snapshot, signal.bits // 8)
-                    await anyio.to_thread.run_sync(index.add, ids, codes)
+                    await anyio.to_thread.run_sync(_bulk_load, index, ids, codes)
                 fresh[name] = index
             self._indexes, self._cursor = fresh, cursor
             await self._replay()
