@@ -12,7 +12,7 @@ from hashsvc import __version__
 from hashsvc.api.deps import AppState
 from hashsvc.api.errors import install_error_handlers
 from hashsvc.api.limits import BodySizeLimit
-from hashsvc.api.routes import cases, flags, health, jobs, scan
+from hashsvc.api.routes import cases, flags, health, jobs, scan, web
 from hashsvc.config import Settings
 from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.signals import SIGNALS
@@ -57,4 +57,5 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     for router in (cases.router, scan.router, jobs.router, flags.router, health.router):
         app.include_router(router)
+    app.include_router(web.router)  # the victim page at / and its assets
     return app
