@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format system-deps bench-quick clean
+.PHONY: run test lint format system-deps bench-quick chaos clean
 
 system-deps:
 	scripts/system-deps.sh
@@ -25,6 +25,15 @@ lint: $(STAMP)
 
 test: system-deps lint
 	$(BIN)/pytest
+
+# Benchmarks print figures; --quick forms only check correctness (CI runs this target).
+bench-quick: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/bench_index.py --quick
+
+# Full forms of the fault-injection tests (tests/reliability), with their ledgers printed.
+chaos: system-deps $(STAMP)
+	$(BIN)/pytest tests/reliability --full-chaos -s -p no:cacheprovider -o timeout=900
 
 format: $(STAMP)
 	$(BIN)/ruff format .

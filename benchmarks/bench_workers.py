@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 from fixtures.make_variants import VARIANTS, encode, load_photo, photo_paths
 from fixtures.make_videos import long_clip
 from hashsvc import jobs

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         description="External Redis; unset means an embedded private Redis in data_dir.",
     )
     data_dir: Path = Field(default=Path("var"), description="Embedded Redis data directory.")
+    production: bool = Field(
+        default=False,
+        description="Refuse to run on a Redis without append-only persistence (and other "
+        "safety checks); development mode only warns.",
+    )
     appendfsync: Literal["always", "everysec", "no"] = "always"
 
     token_pepper: SecretStr = Field(

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,10 +33,15 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM when the parent dies (Linux), so a killed
-    service does not leave an orphan Redis behind; SIGTERM makes Redis flush and exit."""
+    service does not leave an orphan Redis behind; SIGTERM makes Redis flush and exit.
+    The signal follows the *thread* that forked, so it is only armed from the main thread."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _from_main_thread_on_linux() -> bool:
+    return sys.platform == "linux" and threading.current_thread() is threading.main_thread()
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -58,7 +64,7 @@ def redis_server_binary() -> str:
     return found
 
 
-def _config_text(data_dir: Path, appendfsync: str, port: int) -> str:
+def _config_text(data_dir: Path, appendfsync: str, port: int, appendonly: bool) -> str:
     sock = data_dir / SOCKET_NAME
     return "\n".join(
         [
@@ -69,7 +75,7 @@ def _config_text(data_dir: Path, appendfsync: str, port: int) -> str:
             "bind 127.0.0.1",
             "protected-mode yes",
             "daemonize no",
-            "appendonly yes",
+            f"appendonly {'yes' if appendonly else 'no'}",
             f"appendfsync {appendfsync}",
             'appendfilename "appendonly.aof"',
             "aof-use-rdb-preamble yes",
@@ -104,6 +110,7 @@ class EmbeddedRedis:
     data_dir: Path
     appendfsync: str = "always"
     port: int = 0
+    appendonly: bool = True  # False only for tests that must show what AOF protects against
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -125,17 +132,17 @@ class EmbeddedRedis:
             logger.info("reusing the embedded Redis already running in %s", self.data_dir)
             return self
         config = self.data_dir / "redis.conf"
-        config.write_text(_config_text(self.data_dir, self.appendfsync, self.port))
+        config.write_text(_config_text(self.data_dir, self.appendfsync, self.port, self.appendonly))
         self.process = subprocess.Popen(
             [redis_server_binary(), str(config)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C in the terminal is for us, not for Redis
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent if _from_main_thread_on_linux() else None,
         )
         self._wait_until_ready()
-        logger.info("embedded Redis started in %s (appendonly yes)", self.data_dir)
+        logger.info("embedded Redis started in %s (appendonly %s)", self.data_dir, self.appendonly)
         return self
 
     def _wait_until_ready(self) -> None:

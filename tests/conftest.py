@@ -18,6 +18,12 @@ from tests.live import LiveService, start_service
 MiB = 1024 * 1024
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full-chaos", action="store_true", help="run the full forms of tests/reliability"
+    )
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendfsync="everysec").start()

@@ -19,9 +19,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import anyio.to_thread
+from redis.exceptions import BusyLoadingError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hashsvc import jobs, scanning, webhooks
 from hashsvc.config import Settings
+from hashsvc.durability import check_durability
 from hashsvc.errors import HashsvcError, MediaRejected
 from hashsvc.hashing import MediaHashes, hash_media
 from hashsvc.matching import Matcher, ReplicaSet
@@ -30,6 +34,8 @@ from hashsvc.signals import SIGNALS
 from hashsvc.store import Store
 
 logger = logging.getLogger(__name__)
+
+_OUTAGE_PAUSE_S = 0.5
 
 
 class PermanentFailure(Exception):
@@ -43,24 +49,43 @@ class ScanWorker:
         self.consumer = consumer
         self.replicas = ReplicaSet(store.changes, SIGNALS)
         self.matcher = Matcher(self.replicas, store.changes, settings, store.cases.signals)
+        self._next_sweep = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve jobs until ``stop`` is set (the job in hand is finished first)."""
-        await self.store.jobs.ensure_group()
-        await self.replicas.bootstrap()
-        visibility_ms = int(self.settings.worker_visibility_timeout_s * 1000)
-        block_ms = max(1, int(self.settings.worker_sweep_interval_s * 1000))
-        next_sweep = 0.0
-        logger.info("worker %s ready", self.consumer)
+        """Serve jobs until ``stop`` is set (the job in hand is finished first). A Redis
+        outage pauses the loop; it resumes by itself when Redis is back."""
+        ready = False
+        self._next_sweep = 0.0
         while not stop.is_set():
-            deliveries = []
-            if time.monotonic() >= next_sweep:
-                deliveries = await self.store.jobs.reclaim(self.consumer, visibility_ms)
-                next_sweep = time.monotonic() + self.settings.worker_sweep_interval_s
-            if not deliveries:
-                deliveries = await self.store.jobs.read_new(self.consumer, block_ms)
-            for entry_id, job_id in deliveries:
-                await self.process(entry_id, job_id)
+            try:
+                if not ready:
+                    await check_durability(self.store, self.settings)
+                    await self.store.jobs.ensure_group()
+                    await self.replicas.bootstrap()
+                    ready = True
+                    logger.info("worker %s ready", self.consumer)
+                await self._serve_once()
+            except (RedisConnectionError, RedisTimeoutError, BusyLoadingError) as exc:
+                logger.warning("Redis unavailable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(_OUTAGE_PAUSE_S)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                ready = False  # the stream or its group is gone (a flushed Redis): recreate
+
+    async def _serve_once(self) -> None:
+        """Take and process at most one delivery: a reclaimed one first, else a new one."""
+        deliveries = []
+        if time.monotonic() >= self._next_sweep:
+            visibility_ms = int(self.settings.worker_visibility_timeout_s * 1000)
+            deliveries = await self.store.jobs.reclaim(self.consumer, visibility_ms)
+            self._next_sweep = time.monotonic() + self.settings.worker_sweep_interval_s
+        if not deliveries:
+            # Below the client's command timeout, so a blocking read never looks like an outage.
+            block_ms = max(1, int(min(self.settings.worker_sweep_interval_s, 1.0) * 1000))
+            deliveries = await self.store.jobs.read_new(self.consumer, block_ms)
+        for entry_id, job_id in deliveries:
+            await self.process(entry_id, job_id)
 
     async def process(self, entry_id: str, job_id: str) -> str:
         """Handle one delivery; returns the outcome (for logs and tests)."""
@@ -78,6 +103,10 @@ class ScanWorker:
             )
         else:
             outcome = await self._attempt(job, entry_id, attempt, deliveries)
+        if outcome == "lost_lease":
+            logger.warning(
+                "job %s: lost lease (attempt %d was superseded); nothing committed", job_id, attempt
+            )
         logger.info(
             "job %s delivery %d: %s in %.3fs",
             job_id,

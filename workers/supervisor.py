@@ -14,6 +14,7 @@ import time
 import uuid
 
 from hashsvc.config import Settings
+from hashsvc.errors import HashsvcError
 from hashsvc.store import Store
 from workers.scan_worker import ScanWorker
 
@@ -40,8 +41,13 @@ async def _serve(settings: Settings, redis_url: str) -> None:
 
 
 def run_one(settings: Settings, redis_url: str) -> None:
-    """One worker in this process, until SIGTERM or SIGINT."""
-    asyncio.run(_serve(settings, redis_url))
+    """One worker in this process, until SIGTERM or SIGINT (or a refusal to run, such as a
+    Redis without persistence in production mode, which exits with status 2)."""
+    try:
+        asyncio.run(_serve(settings, redis_url))
+    except HashsvcError as exc:
+        logger.error("%s", exc.message)
+        sys.exit(2)
 
 
 def _spawn(redis_url: str) -> subprocess.Popen[bytes]:

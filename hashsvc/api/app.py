@@ -14,6 +14,7 @@ from hashsvc.api.errors import install_error_handlers
 from hashsvc.api.limits import BodySizeLimit
 from hashsvc.api.routes import cases, flags, health, jobs, scan, web
 from hashsvc.config import Settings
+from hashsvc.durability import check_durability
 from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.signals import SIGNALS
 from hashsvc.store import Store
@@ -28,6 +29,7 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store.open(redis_url)
         try:
+            await check_durability(store, settings)
             replicas = ReplicaSet(store.changes, SIGNALS)
             await replicas.bootstrap()
             for signal in SIGNALS.values():  # build the low-information references now

@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
+from redis.exceptions import RedisError
 
 from hashsvc.config import Settings, load_settings
 from hashsvc.errors import HashsvcError
@@ -38,6 +39,8 @@ def reported_errors() -> Iterator[None]:
         fail(exc.message, 2)
     except httpx.HTTPError as exc:
         fail(f"cannot reach the server: {exc}")
+    except RedisError as exc:
+        fail(f"cannot use Redis: {exc}")
 
 
 def request(method: str, url: str, **kwargs: Any) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from typing import Annotated
 
 import typer
 
+from hashsvc.cli.common import reported_errors
 from hashsvc.config import load_settings
+from hashsvc.durability import preflight
 from hashsvc.embedded import redis_for
 
 
@@ -31,6 +33,8 @@ def serve_command(
     # would end the process before the embedded Redis is stopped, so turn it into an exit.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with redis_for(config.redis_url, config.data_dir, config.appendfsync) as url:
+        with reported_errors():
+            preflight(config, url)
         app = create_app(config, url)
         uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False)
 
@@ -44,6 +48,8 @@ def worker_command(
     config = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with redis_for(config.redis_url, config.data_dir, config.appendfsync) as url:
+        with reported_errors():
+            preflight(config, url)
         run_many(processes, url)
 
 

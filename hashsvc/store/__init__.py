@@ -39,6 +39,11 @@ class Store:
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
+    async def persistence(self) -> dict[str, str]:
+        """Redis's INFO persistence section, as text (aof_enabled, rdb and AOF status...)."""
+        info = await self.redis.info("persistence")
+        return {str(k): str(v) for k, v in info.items()}
+
     async def close(self) -> None:
         await self.redis.aclose()
         await self.jobs.close()

@@ -1,19 +1,32 @@
-"""The async Redis client factory: the only place a connection is configured."""
+"""The async Redis client factory: the only place a connection is configured.
+
+Timeouts are short and there is a single retry, so that when Redis is down or stalled a request
+fails within about two seconds (the API answers 503) instead of hanging; workers and replicas
+retry on their own schedule.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ConstantBackoff
+
+CONNECT_TIMEOUT_S = 0.5
+COMMAND_TIMEOUT_S = 1.5
+BLOB_TIMEOUT_S = 15.0  # uploads of up to max_job_upload_bytes, fsynced with the AOF
 
 
 def connect(url: str, *, decode: bool = True) -> Redis:
-    """An async client; by default speaking str (every value but upload blobs is text)."""
+    """An async client; by default speaking str (every value but upload blobs is text).
+    The raw client (``decode=False``) moves upload blobs and gets a longer timeout."""
     return Redis.from_url(
         url,
         decode_responses=decode,
-        socket_timeout=5.0,
-        socket_connect_timeout=2.0,
+        socket_timeout=COMMAND_TIMEOUT_S if decode else BLOB_TIMEOUT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        retry=Retry(ConstantBackoff(0.05), retries=1),
         health_check_interval=30,
     )
 

@@ -27,7 +27,7 @@ from hashsvc.store.flags import CREATE_FLAG_LUA, flag_fields, flag_keys
 
 Delivery = tuple[str, str]  # (stream entry id, job id)
 
-# KEYS: job, jobs stream, blob, then 4 keys per flag.
+# KEYS: job, jobs stream, blob, done counter, then 4 keys per flag.
 # ARGV: attempt, entry id, group, result, finished_at, n_flags, then per flag: score,
 # n_pairs, pairs...
 _COMMIT_DONE = (
@@ -36,7 +36,7 @@ _COMMIT_DONE = (
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 'lost_lease' end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'done' and status ~= 'failed' then
-  local arg, key = 7, 4
+  local arg, key = 7, 5
   for _ = 1, tonumber(ARGV[6]) do
     local score, n = ARGV[arg], tonumber(ARGV[arg + 1])
     local pairs = {}
@@ -46,6 +46,7 @@ if status ~= 'done' and status ~= 'failed' then
   end
   redis.call('HSET', KEYS[1], 'status', 'done', 'result', ARGV[4], 'finished_at', ARGV[5])
   redis.call('HDEL', KEYS[1], 'error')
+  redis.call('INCR', KEYS[4])
 end
 redis.call('DEL', KEYS[3])
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
@@ -55,7 +56,7 @@ return 'ok'
 """
 )
 
-# KEYS: job, jobs stream, blob, dead-letter stream.
+# KEYS: job, jobs stream, blob, dead-letter stream, failed counter.
 # ARGV: attempt, entry id, group, error, finished_at, deliveries, job id.
 _COMMIT_FAILED = """
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 'lost_lease' end
@@ -63,6 +64,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'done' and status ~= 'failed' then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[4], 'finished_at', ARGV[5])
   redis.call('XADD', KEYS[4], '*', 'job_id', ARGV[7], 'error', ARGV[4], 'deliveries', ARGV[6])
+  redis.call('INCR', KEYS[5])
 end
 redis.call('DEL', KEYS[3])
 redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
@@ -138,7 +140,24 @@ class JobStore:
                 tx.set(keys.job_blob(job.job_id), blob, ex=blob_ttl_s)
             tx.hset(keys.job(job.job_id), mapping=cast(Any, mapping))
             tx.xadd(keys.JOBS, {"job_id": job.job_id})
+            tx.incr(keys.JOBS_ACCEPTED)
             await tx.execute()
+
+    async def ledger(self) -> dict[str, int]:
+        """accepted, done, failed and pending (queued or in progress), read atomically:
+        accepted == done + failed + pending always holds."""
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.get(keys.JOBS_ACCEPTED)
+            tx.get(keys.JOBS_DONE)
+            tx.get(keys.JOBS_FAILED)
+            tx.xlen(keys.JOBS)
+            accepted, done, failed, pending = await tx.execute()
+        return {
+            "accepted": int(accepted or 0),
+            "done": int(done or 0),
+            "failed": int(failed or 0),
+            "pending": int(pending or 0),
+        }
 
     async def backlog(self) -> int:
         """Jobs queued or in progress (acknowledged entries are deleted from the stream)."""
@@ -211,7 +230,13 @@ class JobStore:
             flag_key_list += flag_keys(flag, case_id)
             flag_args += [repr(flag.created_at), str(len(pairs)), *pairs]
         outcome = await self._commit_done(
-            keys=[keys.job(job_id), keys.JOBS, keys.job_blob(job_id), *flag_key_list],
+            keys=[
+                keys.job(job_id),
+                keys.JOBS,
+                keys.job_blob(job_id),
+                keys.JOBS_DONE,
+                *flag_key_list,
+            ],
             args=[
                 str(attempt),
                 entry_id,
@@ -229,7 +254,13 @@ class JobStore:
     ) -> str:
         """Mark failed, dead-letter with the error, delete the blob, acknowledge: atomically."""
         outcome = await self._commit_failed(
-            keys=[keys.job(job_id), keys.JOBS, keys.job_blob(job_id), keys.DEAD_JOBS],
+            keys=[
+                keys.job(job_id),
+                keys.JOBS,
+                keys.job_blob(job_id),
+                keys.DEAD_JOBS,
+                keys.JOBS_FAILED,
+            ],
             args=[
                 str(attempt),
                 entry_id,

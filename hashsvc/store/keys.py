@@ -12,6 +12,10 @@ PLATFORM_BY_VERIFIER = PREFIX + "platform:by-verifier"  # HASH key verifier -> p
 JOBS = PREFIX + "jobs"  # STREAM job_id; entries are deleted once acknowledged
 JOBS_GROUP = "workers"  # the consumer group of JOBS
 DEAD_JOBS = PREFIX + "jobs:dead"  # STREAM job_id, error, deliveries
+# Ledger counters, moved in the same atomic step as the job: accepted = done + failed + XLEN(JOBS)
+JOBS_ACCEPTED = PREFIX + "jobs:count:accepted"
+JOBS_DONE = PREFIX + "jobs:count:done"
+JOBS_FAILED = PREFIX + "jobs:count:failed"
 
 
 def bank(signal: str) -> str:

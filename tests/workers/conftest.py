@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,8 +41,9 @@ def settings(settings: Settings) -> Settings:
 class Workers:
     """Worker processes started by a test; every one is stopped at the end."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, log_dir: Path) -> None:
         self.redis_url = redis_url
+        self.log_dir = log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, memory_limit: int | None = None) -> subprocess.Popen[bytes]:
@@ -53,16 +55,25 @@ class Workers:
             if memory_limit is not None:
                 resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
-        process = subprocess.Popen(
-            [sys.executable, "-m", "workers", "--one"],
-            env=env,
-            preexec_fn=limit_memory,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log = self.log_dir / f"worker-{len(self.processes)}.log"
+        with log.open("wb") as stderr:  # kept for the failure report (see logs())
+            process = subprocess.Popen(
+                [sys.executable, "-m", "workers", "--one"],
+                env=env,
+                preexec_fn=limit_memory,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         self.processes.append(process)
         return process
+
+    def wait_ready(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Until ``count`` workers have logged that they serve jobs."""
+        wait_for(lambda: self.logs().count(" ready") >= count, timeout=timeout)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
 
     def stop_all(self) -> None:
         for process in self.processes:
@@ -77,8 +88,10 @@ class Workers:
 
 
 @pytest.fixture
-def workers(redis_url: str) -> Iterator[Workers]:
-    pool = Workers(redis_url)
+def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
+    log_dir = tmp_path / "worker-logs"
+    log_dir.mkdir()
+    pool = Workers(redis_url, log_dir)
     yield pool
     pool.stop_all()
 

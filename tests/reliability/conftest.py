@@ -1,0 +1,11 @@
+"""Fault-injection tests (../shared/reliability-tests.md). Quick forms run in `make test`;
+`make chaos` runs the full forms with --full-chaos."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def full_chaos(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--full-chaos"))
