@@ -15,6 +15,7 @@ from tests.live import start_service
 def submit(client: httpx.Client, settings: Settings, name: str) -> tuple[str, str]:
     response = client.post("/v1/cases", json={"hashes": victim_hashes(PHOTOS[name], settings)})
     assert response.status_code == 201, response.text
+    assert response.headers["Cache-Control"] == "no-store"  # it carries the secret
     body = response.json()
     assert body["hash_count"] == 2
     return body["case_id"], body["secret"]

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.workers.conftest import settings, workers
+
+__all__ = ["settings", "workers"]  # the worker-process fixtures, shared with tests/workers
+
 
 @pytest.fixture
 def full_chaos(request: pytest.FixtureRequest) -> bool:

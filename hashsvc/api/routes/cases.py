@@ -24,8 +24,9 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
     response_model=CaseCreated,
     responses={422: {"model": ErrorResponse}, 413: {"model": ErrorResponse}},
 )
-async def create_case(body: CaseCreate, state: StateDep) -> CaseCreated:
+async def create_case(body: CaseCreate, state: StateDep, response: Response) -> CaseCreated:
     """Register hashes computed on the victim's device. The secret is shown only here."""
+    response.headers["Cache-Control"] = "no-store"  # the body carries the case secret
     images = [cases.SubmittedHash(h.signal, h.hash, h.quality) for h in body.hashes]
     videos = [
         [cases.SubmittedHash(h.signal, h.hash, h.quality) for h in video.frames]
@@ -38,8 +39,11 @@ async def create_case(body: CaseCreate, state: StateDep) -> CaseCreated:
 
 
 @router.get("/{case_id}", response_model=CaseStatusOut, responses=_NOT_FOUND)
-async def case_status(case_id: str, secret: BearerTokenDep, state: StateDep) -> CaseStatusOut:
+async def case_status(
+    case_id: str, secret: BearerTokenDep, state: StateDep, response: Response
+) -> CaseStatusOut:
     """Status, hash counts and matches of one case (case secret as Bearer token)."""
+    response.headers["Cache-Control"] = "no-store"
     record = await cases.authorize(case_id, secret, state.settings, state.store)
     flags = await state.store.flags.for_case(case_id)
     return CaseStatusOut(
