@@ -1,0 +1,138 @@
+"""R2: workers SIGKILLed while they own jobs lose nothing and duplicate nothing.
+R7: index replicas in every process follow withdrawals at once, and Redis restarts."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import redis
+
+from fixtures.make_variants import encode, load_photo
+from hashsvc.config import Settings
+from hashsvc.embedded import EmbeddedRedis
+from hashsvc.store import keys
+from hashsvc.store.client import text, text_map
+from tests.helpers import PHOTOS, bearer, make_platform, reupload, upload, victim_hashes
+from tests.live import start_service
+from tests.workers.conftest import Workers, wait_finished, wait_for
+
+
+def medium(name: str) -> bytes:
+    """An upload that takes a few hundred milliseconds to decode and hash."""
+    return encode(load_photo(PHOTOS[name]).convert("RGB").resize((2400, 1800)), "JPEG")
+
+
+def kill_an_owner(r: redis.Redis) -> tuple[str, str] | None:
+    """SIGKILL the worker process owning a pending job; returns (job id, its consumer)."""
+    for entry in r.xpending_range(keys.JOBS, keys.JOBS_GROUP, "-", "+", 10):
+        consumer = text(entry["consumer"])
+        pid = int(consumer.rsplit("-", 2)[1])  # consumer names are host-pid-random
+        entries = r.xrange(keys.JOBS, entry["message_id"], entry["message_id"])
+        if not entries:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        entry_id = entry["message_id"]
+        if not r.xpending_range(keys.JOBS, keys.JOBS_GROUP, entry_id, entry_id, 1):
+            return None  # it committed just before dying: this kill missed the job
+        return text_map(entries[0][1])["job_id"], consumer
+    return None
+
+
+def test_r2_killed_workers_lose_and_duplicate_nothing(
+    client: httpx.Client, settings: Settings, api_key: str, workers: Workers, redis_url: str
+) -> None:
+    client.post("/v1/cases", json={"hashes": victim_hashes(PHOTOS["coffee"], settings)})
+    workers.start()
+    workers.start()
+    workers.wait_ready(2)
+    uploads = {"coffee": medium("coffee"), "rocket": medium("rocket")}
+    plan = ["coffee" if i % 3 == 0 else "rocket" for i in range(90)]
+    job_ids = []
+    for name in plan:
+        response = client.post(
+            "/v1/scan/jobs", files=upload(uploads[name]), headers=bearer(api_key)
+        )
+        job_ids.append(response.json()["job_id"])
+    rng, hit_jobs = random.Random(3), []
+    with redis.Redis.from_url(redis_url) as r:
+        for _ in range(5):
+            time.sleep(rng.uniform(1.0, 2.0))
+            hit = kill_an_owner(r)
+            if hit is not None:
+                hit_jobs.append(hit)
+            workers.start()  # a replacement with a new consumer name
+
+    final = wait_finished(client, api_key, job_ids, timeout=120)
+
+    assert len(hit_jobs) >= 4  # vacuity guard: the kills hit jobs in flight
+    with redis.Redis.from_url(redis_url, decode_responses=True) as r:
+        finished_by = {job: r.hget(keys.job(job), "worker") for job, _ in hit_jobs}
+    assert all(finished_by[job] != killed for job, killed in hit_jobs)  # another took over
+    assert all(s["status"] == "done" for s in final.values())
+    assert [final[j]["matched"] for j in job_ids] == [name == "coffee" for name in plan]
+    flags = client.get("/v1/flags", params={"limit": 500}, headers=bearer(api_key)).json()["flags"]
+    per_job = Counter(f["job_id"] for f in flags)
+    assert set(per_job) == {j for j, name in zip(job_ids, plan, strict=True) if name == "coffee"}
+    assert max(per_job.values()) == 1
+    with redis.Redis.from_url(redis_url) as r:
+        assert r.xpending(keys.JOBS, keys.JOBS_GROUP)["pending"] == 0
+        assert r.xlen(keys.JOBS) == 0
+
+
+def test_r7_replicas_follow_withdrawals_and_redis_restarts(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    settings = Settings(redis_url=server.url, data_dir=tmp_path / "var")
+    services = [start_service(settings, server.url) for _ in range(2)]
+    try:
+        api_key = make_platform(settings, server.url, "P")
+        image = upload(reupload("chelsea"))
+        clients = [httpx.Client(base_url=s.url, timeout=10) for s in services]
+        for _ in range(10):  # (a) withdraw, then probe every process every 50 ms for 1 s
+            created = (
+                clients[0]
+                .post("/v1/cases", json={"hashes": victim_hashes(PHOTOS["chelsea"], settings)})
+                .json()
+            )
+            for client in clients:
+                assert client.post("/v1/scan", files=image, headers=bearer(api_key)).json()[
+                    "matched"
+                ]
+            deleted = clients[1].delete(
+                f"/v1/cases/{created['case_id']}", headers=bearer(created["secret"])
+            )
+            assert deleted.status_code == 204
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                for client in clients:
+                    scan = client.post("/v1/scan", files=image, headers=bearer(api_key))
+                    assert scan.json()["matched"] is False
+                time.sleep(0.05)
+
+        clients[0].post("/v1/cases", json={"hashes": victim_hashes(PHOTOS["rocket"], settings)})
+        server.kill()  # (c) Redis restarts: every index equals Redis's count within 5 s
+        time.sleep(0.5)
+        server.start()
+        with redis.Redis.from_url(server.url) as r:
+            expected = {"pdq": r.hlen(keys.bank("pdq")), "phash": r.hlen(keys.bank("phash"))}
+        assert expected == {"pdq": 1, "phash": 1}
+
+        def converged() -> bool:
+            ready = [c.get("/readyz") for c in clients]
+            return all(r.status_code == 200 and r.json()["index"] == expected for r in ready)
+
+        wait_for(converged, timeout=5)
+        for client in clients:
+            client.close()
+    finally:
+        for service in services:
+            service.stop()
+        server.stop()
