@@ -1,12 +1,12 @@
 // What the page sends: the hashes of every usable picture and video frame, nothing else.
 //
-// Today each sampled video frame is sent as ordinary hashes of the case. When the server accepts
-// a video as one item ({"videos": [{"frames": [...]}]}), set GROUP_VIDEO_FRAMES to true: the
-// frames of each video then travel together and the server can treat them as one video.
+// The frames of each video travel together as one item ({"videos": [{"frames": [...]}]}): the
+// server counts it as one video and drops its low-information frames (fades, black frames)
+// itself, instead of refusing the case. Pictures go as "hashes".
 
 import { hashItems } from "./hashing.js";
 
-export const GROUP_VIDEO_FRAMES = false;
+export const GROUP_VIDEO_FRAMES = true;
 
 /**
  * The POST /v1/cases body for the ready items, and for each hash sent, where it came from

@@ -155,8 +155,8 @@ def test_payload_and_video_plan(web: WebPage) -> None:
                 { status: "ready", kind: "video", frames: [a, b] },
             ];
             return {
-                flat: m.payload.casePayload(items),
-                grouped: m.payload.casePayload(items, { groupVideoFrames: true }).body,
+                flat: m.payload.casePayload(items, { groupVideoFrames: false }),
+                grouped: m.payload.casePayload(items).body,
                 position: m.payload.refusedPosition("hashes[3]: this pdq hash carries"),
                 none: m.payload.refusedPosition("something else"),
                 grouping: m.payload.GROUP_VIDEO_FRAMES,
@@ -173,8 +173,8 @@ def test_payload_and_video_plan(web: WebPage) -> None:
         {"signal": "pdq", "hash": "b" * 64, "quality": 80},
         {"signal": "phash", "hash": "2" * 16},
     ]
-    # Today video frames go as ordinary hashes; duplicates are sent once.
-    assert result["grouping"] is False
+    # A video's frames go as one item by default; duplicates are sent once.
+    assert result["grouping"] is True
     assert result["flat"]["body"] == {"hashes": a_items + b_items}
     assert result["flat"]["count"] == 4
     assert [s["frame"] for s in result["flat"]["sources"]] == [0, 0, 1, 1]
