@@ -91,6 +91,18 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Frames of a video that must match the same case."
     )
 
+    sandbox_processes: int = Field(
+        default=2, ge=1, description="Sandboxed decoder processes per API or worker process."
+    )
+    sandbox_memory_bytes: int = Field(
+        default=2048 * MiB, ge=256 * MiB, description="Address-space limit of a decoder process."
+    )
+    # Above video_decode_timeout_s, so a long video stops with its own clear reason first.
+    sandbox_cpu_s: int = Field(default=150, ge=1, description="CPU seconds per sandboxed decode.")
+    sandbox_timeout_s: float = Field(
+        default=180.0, gt=0, description="Wall-clock budget of one sandboxed decode and hash."
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _empty_url_is_none(cls, value: str | None) -> str | None:

@@ -71,3 +71,18 @@ def hash_media(source: bytes | Path, settings: Settings) -> MediaHashes:
     if isinstance(source, Path):
         return MediaHashes("image", [hash_file(source, settings)])
     return MediaHashes("image", [hash_bytes(source, settings)])
+
+
+def hash_media_sandboxed(source: bytes | Path, settings: Settings) -> MediaHashes:
+    """``hash_media`` in a sandboxed child process (for untrusted uploads and URIs): a decoder
+    crash, hang or bomb raises ``MediaRejected`` (or ``MemoryError``) instead of killing us."""
+    from hashsvc.sandbox import shared_pool  # not at top: the sandbox imports this module
+
+    return shared_pool(settings).hash_media(source, settings)
+
+
+def hash_bytes_sandboxed(data: bytes, settings: Settings) -> list[ComputedHash]:
+    """``hash_bytes`` in a sandboxed child process."""
+    from hashsvc.sandbox import shared_pool
+
+    return shared_pool(settings).run(hash_bytes, data, settings)

@@ -27,7 +27,7 @@ from hashsvc import jobs, scanning, webhooks
 from hashsvc.config import Settings
 from hashsvc.durability import check_durability
 from hashsvc.errors import HashsvcError, MediaRejected
-from hashsvc.hashing import MediaHashes, hash_media
+from hashsvc.hashing import MediaHashes, hash_media_sandboxed
 from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.models import HashEntry, Platform, ScanJob
 from hashsvc.signals import SIGNALS
@@ -162,7 +162,7 @@ class ScanWorker:
                 source = await anyio.to_thread.run_sync(
                     jobs.confine_uri, job.uri or "", platform.file_root
                 )
-            return await anyio.to_thread.run_sync(hash_media, source, self.settings)
+            return await anyio.to_thread.run_sync(hash_media_sandboxed, source, self.settings)
         except MediaRejected as exc:
             raise PermanentFailure(f"{exc.reason}: {exc.message}") from exc
         except HashsvcError as exc:

@@ -14,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hashsvc.errors import HashsvcError
+from hashsvc.sandbox import SandboxError, SandboxOutOfMemory
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,13 @@ async def _redis_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _decoder_failed(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("sandboxed decoder failed: %s", type(exc).__name__)
+    return error_response(
+        422, "media_rejected", "this file could not be decoded safely", reason="decoder_failed"
+    )
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled %s", type(exc).__name__, exc_info=exc)
     return error_response(500, "internal_error", "internal error")
@@ -75,4 +83,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
+    app.add_exception_handler(SandboxError, _decoder_failed)
+    app.add_exception_handler(SandboxOutOfMemory, _decoder_failed)
     app.add_exception_handler(Exception, _unexpected_error)

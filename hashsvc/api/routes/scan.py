@@ -11,7 +11,7 @@ from hashsvc.api.deps import PlatformDep, StateDep
 from hashsvc.api.schemas.common import ErrorResponse
 from hashsvc.api.schemas.scan import ComputedHashOut, ScanHashes, ScanHitOut, ScanResult
 from hashsvc.errors import BadRequest
-from hashsvc.hashing import ComputedHash, hash_bytes
+from hashsvc.hashing import ComputedHash, hash_bytes_sandboxed
 from hashsvc.media import is_video
 from hashsvc.models import HashEntry
 
@@ -52,7 +52,7 @@ async def scan(request: Request, platform: PlatformDep, state: StateDep) -> Scan
         data = await read_media(request)
         if is_video(data[:64]):
             raise BadRequest("videos are scanned as queued jobs: POST them to /v1/scan/jobs")
-        computed = await anyio.to_thread.run_sync(hash_bytes, data, state.settings)
+        computed = await anyio.to_thread.run_sync(hash_bytes_sandboxed, data, state.settings)
         entries = [HashEntry(c.signal, c.code) for c in computed]
     else:
         raise BadRequest(

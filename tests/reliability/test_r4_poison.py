@@ -1,0 +1,70 @@
+"""R4 (quick form): poison jobs fail with a reason, good jobs keep flowing, and the worker
+process survives, because media is decoded in sandboxed child processes.
+
+The crasher of R4 (a decoder that aborts or segfaults) has no real input that crashes our
+decoders, and production code has no crash hook: the crash path is covered at the unit level
+(tests/unit/test_sandbox.py). Here: a corrupt file and a job past the sandbox timeout."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import redis
+
+from fixtures.hostile import truncated_jpeg
+from fixtures.make_variants import encode, load_photo
+from hashsvc.store import keys
+from tests.helpers import PHOTOS, bearer, reupload, upload
+from tests.workers import conftest as worker_conftest
+from tests.workers.conftest import Workers, wait_finished
+
+SANDBOX_TIMEOUT_S = 1.5
+GOOD_JOBS = 20
+
+
+def enqueue(client: httpx.Client, api_key: str, data: bytes) -> str:
+    response = client.post("/v1/scan/jobs", files=upload(data), headers=bearer(api_key))
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["job_id"]
+    return job_id
+
+
+def slow_photo() -> bytes:
+    """A 49 Mpx JPEG (1.8 MB): within every size limit, but hashing it takes about 4 s."""
+    image = load_photo(PHOTOS["rocket"]).convert("RGB").resize((7000, 7000))
+    return encode(image, "JPEG", quality=85)
+
+
+def test_r4_poison_jobs_fail_good_jobs_flow_worker_survives(
+    client: httpx.Client,
+    api_key: str,
+    workers: Workers,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(
+        worker_conftest.WORKER_ENV, "HASHSVC_SANDBOX_TIMEOUT_S", str(SANDBOX_TIMEOUT_S)
+    )
+    worker = workers.start()
+    names = sorted(PHOTOS)
+    good_data = [reupload(names[n % len(names)]) for n in range(GOOD_JOBS)]
+    good = [enqueue(client, api_key, data) for data in good_data[:10]]
+    corrupt = enqueue(client, api_key, truncated_jpeg(reupload("coffee")))
+    hang = enqueue(client, api_key, slow_photo())
+    good += [enqueue(client, api_key, data) for data in good_data[10:]]
+
+    final = wait_finished(client, api_key, [*good, corrupt, hang], timeout=90)
+
+    assert [final[job]["status"] for job in good] == ["done"] * GOOD_JOBS
+    assert final[corrupt]["status"] == "failed"
+    assert final[corrupt]["attempts"] == 1
+    assert final[corrupt]["error"].startswith("corrupt")
+    assert final[hang]["status"] == "failed"
+    assert final[hang]["attempts"] == 1
+    assert final[hang]["error"].startswith("decoder_timeout")
+    assert f"{SANDBOX_TIMEOUT_S:g} s" in final[hang]["error"]
+    with redis.Redis.from_url(redis_url, decode_responses=True) as r:
+        dead = {e[1]["job_id"]: e[1] for e in r.xrange(keys.DEAD_JOBS)}
+    assert set(dead) == {corrupt, hang}
+    assert worker.poll() is None, workers.logs()  # the worker process never died
+    assert " ready" in workers.logs()
