@@ -27,11 +27,8 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
 async def create_case(body: CaseCreate, state: StateDep, response: Response) -> CaseCreated:
     """Register hashes computed on the victim's device. The secret is shown only here."""
     response.headers["Cache-Control"] = "no-store"  # the body carries the case secret
-    images = [cases.SubmittedHash(h.signal, h.hash, h.quality) for h in body.hashes]
-    videos = [
-        [cases.SubmittedHash(h.signal, h.hash, h.quality) for h in video.frames]
-        for video in body.videos
-    ]
+    images = [h.submitted() for h in body.hashes]
+    videos = [[h.submitted() for h in video.frames] for video in body.videos]
     created = await cases.submit(images, videos, state.settings, state.store)
     return CaseCreated(
         case_id=created.case_id, secret=created.secret, hash_count=created.hash_count

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, status
 from hashsvc import jobs
 from hashsvc.api.bodies import is_media_upload, parse_json, read_body, read_media
 from hashsvc.api.deps import PlatformDep, StateDep
-from hashsvc.api.schemas.common import ErrorResponse
+from hashsvc.api.schemas.common import ErrorResponse, upload_request_body
 from hashsvc.api.schemas.jobs import JobAccepted, JobFromUri, JobOut
 from hashsvc.api.schemas.scan import ScanHitOut
 from hashsvc.errors import BadRequest
@@ -20,21 +20,7 @@ router = APIRouter(prefix="/v1/scan/jobs", tags=["jobs"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     k: {"model": ErrorResponse} for k in (400, 401, 404, 413, 503)
 }
-_REQUEST_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {"schema": JobFromUri.model_json_schema()},
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
-                "required": ["file"],
-            }
-        },
-        "video/*": {"schema": {"type": "string", "format": "binary"}},
-        "image/*": {"schema": {"type": "string", "format": "binary"}},
-    },
-}
+_REQUEST_BODY = upload_request_body(JobFromUri, "video/*", "image/*")
 
 
 @router.post(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from hashsvc import cases, scanning
 from hashsvc.api.bodies import is_media_upload, parse_json, read_body, read_media
 from hashsvc.api.deps import PlatformDep, StateDep
-from hashsvc.api.schemas.common import ErrorResponse
+from hashsvc.api.schemas.common import ErrorResponse, upload_request_body
 from hashsvc.api.schemas.scan import ComputedHashOut, ScanHashes, ScanHitOut, ScanResult
 from hashsvc.errors import BadRequest
 from hashsvc.hashing import ComputedHash, hash_bytes_sandboxed
@@ -17,20 +17,7 @@ from hashsvc.models import HashEntry
 
 router = APIRouter(prefix="/v1", tags=["scan"])
 
-_REQUEST_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {"schema": ScanHashes.model_json_schema()},
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
-                "required": ["file"],
-            }
-        },
-        "image/*": {"schema": {"type": "string", "format": "binary"}},
-    },
-}
+_REQUEST_BODY = upload_request_body(ScanHashes, "image/*")
 
 
 @router.post(
@@ -45,7 +32,7 @@ async def scan(request: Request, platform: PlatformDep, state: StateDep) -> Scan
     computed: list[ComputedHash] = []
     if content_type.startswith("application/json"):
         parsed = parse_json(ScanHashes, await read_body(request))
-        items = [cases.SubmittedHash(h.signal, h.hash, h.quality) for h in parsed.hashes]
+        items = [h.submitted() for h in parsed.hashes]
         cases.check_count(len(items), state.settings.max_hashes_per_scan)
         entries = cases.validate_hashes(items, state.settings, check_information=False)
     elif is_media_upload(content_type):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from hashsvc.cases import SubmittedHash
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 class HashItem(BaseModel):
@@ -16,6 +22,10 @@ class HashItem(BaseModel):
         default=None, ge=0, le=100, description="PDQ quality score, if the client computed it."
     )
 
+    def submitted(self) -> SubmittedHash:
+        """The use-case form of this item."""
+        return SubmittedHash(self.signal, self.hash, self.quality)
+
 
 class ErrorBody(BaseModel):
     code: str
@@ -24,3 +34,20 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+def upload_request_body(json_model: type[BaseModel], *media_types: str) -> dict[str, Any]:
+    """OpenAPI request body of a route that takes JSON or an upload (multipart ``file`` field
+    or a raw body of one of ``media_types``); the route reads the body by hand."""
+    content: dict[str, Any] = {
+        "application/json": {"schema": json_model.model_json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": _BINARY["schema"]},
+                "required": ["file"],
+            }
+        },
+    }
+    content.update({media_type: _BINARY for media_type in media_types})
+    return {"required": True, "content": content}
