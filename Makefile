@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format system-deps bench-quick chaos clean
+.PHONY: run test lint format system-deps bench-quick chaos fuzz clean
 
 system-deps:
 	scripts/system-deps.sh
@@ -34,6 +34,10 @@ bench-quick: $(STAMP)
 # Full forms of the fault-injection tests (tests/reliability), with their ledgers printed.
 chaos: system-deps $(STAMP)
 	$(BIN)/pytest tests/reliability --full-chaos -s -p no:cacheprovider -o timeout=900
+
+# Full form of the decode-path fuzzer (CI runs a 2-minute form inside `make test`).
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.security.fuzz_decode -max_total_time=1800
 
 format: $(STAMP)
 	$(BIN)/ruff format .
