@@ -1,7 +1,11 @@
 """Safe decoding of untrusted image bytes into a fully loaded RGB image.
 
 Order of checks: byte size, format sniffing (allowed formats only), pixel count from the
-header (before any pixel is decoded), decode of the first frame, EXIF orientation, RGB.
+header (before any pixel is decoded), frame/page count (from headers only: GIF blocks and
+TIFF IFDs are walked by a bounded counter here, APNG/WebP/MPO counts are declared in their
+headers), decode of the first frame only, EXIF orientation, RGB. PNG text chunks whose
+decompressed size exceeds Pillow's caps (``MAX_TEXT_CHUNK``, ``MAX_TEXT_MEMORY``) are
+reported as ``metadata_too_large``.
 Every failure caused by the bytes becomes ``MediaRejected`` (or ``MediaTooLarge``);
 image bytes are never logged or put into messages.
 
@@ -76,12 +80,23 @@ _ORIENTATION_FIX = {
     8: Image.Transpose.ROTATE_90,
 }
 
+# Default frame/page cap (``Settings.max_image_frames``); only the first frame is decoded.
+DEFAULT_MAX_FRAMES = 500
+
+# Pillow's ValueError messages when a PNG text chunk decompresses past its caps.
+_TEXT_BOMB_MESSAGES = ("Decompressed data too large", "MAX_TEXT_MEMORY")
+
 _HIGH_BIT_DEPTH_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA", "P"})
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Decode untrusted bytes into a fully loaded RGB image (first frame, upright)."""
+def decode_image(
+    data: bytes, *, max_bytes: int, max_pixels: int, max_frames: int = DEFAULT_MAX_FRAMES
+) -> Image.Image:
+    """Decode untrusted bytes into a fully loaded RGB image (first frame, upright).
+
+    Files with more than ``max_frames`` frames or pages are refused (``too_many_frames``)
+    from their headers; otherwise only the first frame is decoded."""
     if not data:
         raise MediaRejected(reason="empty", message="the upload is empty")
     if len(data) > max_bytes:
@@ -91,6 +106,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         )
     with _open(data) as image:
         _check_pixels(image.size, max_pixels)
+        _check_frames(image, data, max_frames)
         try:
             image.load()
             with _quiet_pillow():
@@ -140,6 +156,84 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         raise _too_many_pixels(size, max_pixels)
 
 
+def _check_frames(image: ImageFile.ImageFile, data: bytes, max_frames: int) -> None:
+    """Refuse more than ``max_frames`` frames, counted from headers (nothing is decoded)."""
+    fmt = _FORMAT_ALIASES.get(image.format or "", image.format)
+    if fmt == "GIF":
+        frames = gif_frame_count(data, stop=max_frames + 1)
+    elif fmt == "TIFF":
+        frames = tiff_page_count(data, stop=max_frames + 1)
+    else:  # PNG (APNG acTL), WEBP (demuxer), JPEG (MPO index): declared in the header
+        try:
+            frames = int(getattr(image, "n_frames", 1))
+        except _DECODE_ERRORS as exc:
+            raise _corrupt(exc) from None
+    if frames > max_frames:
+        shown = f"more than {max_frames}" if fmt in ("GIF", "TIFF") else str(frames)
+        raise MediaTooLarge(
+            reason="too_many_frames",
+            message=f"the image has {shown} frames or pages, the limit is {max_frames}",
+        )
+
+
+def gif_frame_count(data: bytes, *, stop: int) -> int:
+    """Image descriptors in a GIF, counted up to ``stop`` (blocks skipped, never decoded)."""
+    if len(data) < 13:
+        return 0
+    pos = 13 + _colour_table_size(data[10])
+    frames = 0
+    while pos < len(data) and frames < stop:
+        block = data[pos]
+        if block == 0x2C:  # image descriptor (+ local colour table, LZW code size, data)
+            frames += 1
+            if pos + 10 > len(data):
+                break
+            pos = _skip_sub_blocks(data, pos + 11 + _colour_table_size(data[pos + 9]))
+        elif block == 0x21:  # extension: label, then sub-blocks
+            pos = _skip_sub_blocks(data, pos + 2)
+        else:  # trailer or garbage
+            break
+    return frames
+
+
+def _colour_table_size(flags: int) -> int:
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+def _skip_sub_blocks(data: bytes, pos: int) -> int:
+    while pos < len(data):
+        size = data[pos]
+        pos += 1 + size
+        if size == 0:
+            break
+    return pos
+
+
+def tiff_page_count(data: bytes, *, stop: int) -> int:
+    """IFDs in a TIFF's chain, counted up to ``stop`` (a loop or a bad offset ends it)."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    count_fmt, next_fmt, entry = ("Q", "Q", 20) if big else ("H", "I", 12)
+    count_size, next_size = struct.calcsize(count_fmt), struct.calcsize(next_fmt)
+    first_at = 8 if big else 4
+    if len(data) < first_at + next_size:
+        return 0
+    (offset,) = struct.unpack_from(order + next_fmt, data, first_at)
+    seen: set[int] = set()
+    pages = 0
+    while offset and pages < stop and offset not in seen:
+        if offset + count_size > len(data):
+            break
+        seen.add(offset)
+        pages += 1
+        (entries,) = struct.unpack_from(order + count_fmt, data, offset)
+        next_at = offset + count_size + entries * entry
+        if next_at + next_size > len(data):
+            break
+        (offset,) = struct.unpack_from(order + next_fmt, data, next_at)
+    return pages
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """An RGB copy, detached from the file: 16-bit greyscale is scaled to 8 bits,
     transparency is dropped (the colour under it is kept)."""
@@ -173,6 +267,11 @@ def _unsupported() -> MediaRejected:
 
 
 def _corrupt(exc: BaseException) -> MediaRejected:
+    if isinstance(exc, ValueError) and any(m in str(exc) for m in _TEXT_BOMB_MESSAGES):
+        return MediaTooLarge(
+            reason="metadata_too_large",
+            message="the image's text metadata decompresses beyond the allowed size",
+        )
     return MediaRejected(
         reason="corrupt",
         message=f"the image data is corrupt or truncated ({type(exc).__name__})",

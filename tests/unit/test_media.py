@@ -4,6 +4,7 @@ orientation, animation and colour modes."""
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from PIL import Image
 from fixtures import hostile
 from hashsvc.errors import MediaRejected, MediaTooLarge
 from hashsvc.media import ALLOWED_FORMATS, decode_image
+from hashsvc.media.images import DEFAULT_MAX_FRAMES, gif_frame_count, tiff_page_count
 
 IMAGES_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "images"
 MAX_BYTES = 20 * 1024 * 1024
@@ -27,6 +29,7 @@ def decode(data: bytes, **limits: int) -> Image.Image:
         data,
         max_bytes=limits.get("max_bytes", MAX_BYTES),
         max_pixels=limits.get("max_pixels", MAX_PIXELS),
+        max_frames=limits.get("max_frames", DEFAULT_MAX_FRAMES),
     )
 
 
@@ -242,3 +245,44 @@ def test_corrupted_bytes_only_raise_media_rejected(small: Image.Image, fmt: str)
             outcomes.append(image.mode)
     assert set(outcomes) <= {"RGB", "corrupt", "unsupported_format", "too_many_pixels"}
     assert "corrupt" in outcomes
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: hostile.many_frames_gif(DEFAULT_MAX_FRAMES + 1), "too_many_frames"),
+        (lambda: hostile.many_frames_apng(DEFAULT_MAX_FRAMES + 1), "too_many_frames"),
+        (lambda: hostile.many_pages_tiff(DEFAULT_MAX_FRAMES + 1), "too_many_frames"),
+        (lambda: hostile.png_ztxt_bomb(8_000_000), "metadata_too_large"),
+        (hostile.webp_claiming, "too_many_pixels"),
+        (hostile.jpeg_claiming, "too_many_pixels"),
+        (hostile.gif_huge_screen, "too_many_pixels"),
+    ],
+)
+def test_bombs_are_refused_from_headers(make: Callable[[], bytes], reason: str) -> None:
+    error = reject(make())
+    assert type(error) is MediaTooLarge
+    assert error.reason == reason
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
+def test_frame_cap_is_inclusive(fmt: str) -> None:
+    make = hostile.many_frames_gif if fmt == "GIF" else hostile.many_pages_tiff
+    data = make(5)
+    assert decode(data, max_frames=5).size == (4, 4)
+    assert reject(data, max_frames=4).reason == "too_many_frames"
+
+
+def test_frame_counters_are_bounded() -> None:
+    gif = hostile.many_frames_gif(50)
+    assert gif_frame_count(gif, stop=10**6) == 50
+    assert gif_frame_count(gif, stop=7) == 7
+    assert gif_frame_count(gif[:20], stop=100) <= 1
+    tiff = hostile.many_pages_tiff(50)
+    assert tiff_page_count(tiff, stop=10**6) == 50
+    assert tiff_page_count(tiff, stop=7) == 7
+    looped = bytearray(hostile.many_pages_tiff(1))
+    first = struct.unpack_from("<I", looped, 4)[0]
+    entries = struct.unpack_from("<H", looped, first)[0]
+    struct.pack_into("<I", looped, first + 2 + 12 * entries, first)  # the IFD points at itself
+    assert tiff_page_count(bytes(looped), stop=100) == 1
