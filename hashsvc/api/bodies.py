@@ -24,7 +24,7 @@ def parse_json(model: type[Model], body: bytes) -> Model:
     """The body as ``model``; malformed JSON or a schema violation is a BadRequest."""
     try:
         return model.model_validate(json.loads(body))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # bytes json.loads can't decode
         raise BadRequest("the request body is not valid JSON") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
