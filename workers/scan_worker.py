@@ -26,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from hashsvc import jobs, scanning, webhooks
 from hashsvc.config import Settings
 from hashsvc.durability import check_durability
+from hashsvc.egress import EgressPolicy
 from hashsvc.errors import HashsvcError, MediaRejected
 from hashsvc.hashing import MediaHashes, hash_media_sandboxed
 from hashsvc.matching import Matcher, ReplicaSet
@@ -200,6 +201,7 @@ class ScanWorker:
             body,
             timeout_s=self.settings.webhook_timeout_s,
             attempts=self.settings.webhook_attempts,
+            policy=EgressPolicy.of(self.settings),
         )
         if not delivered:
             logger.warning("webhook for job %s not delivered", job_id)
