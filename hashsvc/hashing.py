@@ -35,6 +35,13 @@ class MediaHashes:
     frames: list[list[ComputedHash]]
 
 
+def informative(frame: list[ComputedHash], min_quality: int) -> bool:
+    """Whether a frame's hashes may be matched: every quality score it carries (PDQ's) is at
+    least ``min_quality``. Flat and gradient images score below it; their codes are rounding
+    noise that could sit near any stored degenerate hash."""
+    return all(h.quality is None or h.quality >= min_quality for h in frame)
+
+
 def hash_image(image: Image.Image) -> list[ComputedHash]:
     return [ComputedHash(name, r.code, r.quality) for name, r in hash_all(image).items()]
 

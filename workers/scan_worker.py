@@ -28,7 +28,7 @@ from hashsvc.config import Settings
 from hashsvc.durability import check_durability
 from hashsvc.egress import EgressPolicy
 from hashsvc.errors import HashsvcError, MediaRejected
-from hashsvc.hashing import MediaHashes, hash_media_sandboxed
+from hashsvc.hashing import MediaHashes, hash_media_sandboxed, informative
 from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.models import HashEntry, Platform, ScanJob
 from hashsvc.signals import SIGNALS
@@ -172,22 +172,30 @@ class ScanWorker:
     async def _commit(
         self, job: ScanJob, entry_id: str, attempt: int, platform: Platform, media: MediaHashes
     ) -> str:
-        frames = [[HashEntry(h.signal, h.code) for h in frame] for frame in media.frames]
+        kept = [f for f in media.frames if informative(f, self.settings.pdq_min_quality)]
+        frames = [[HashEntry(h.signal, h.code) for h in frame] for frame in kept]
         min_frames = 1
         if media.kind == "video":
             min_frames = min(self.settings.video_min_matching_frames, len(frames))
         matches = await self.matcher.match_frames(frames, min_frames=max(1, min_frames))
         flags = scanning.flags_for(matches, platform, job_id=job.job_id)
         hits = scanning.hits_for(flags, matches)
-        result = {
+        result: dict[str, object] = {
             "kind": media.kind,
-            "frames": len(frames),
+            "frames": len(media.frames),
             "matches": [asdict(hit) for hit in hits],
         }
+        if not kept:
+            result["not_matched"] = "low_quality"  # every frame is flat or nearly flat
+        if media.kind == "image":  # the image's own hashes, as the sync scan returns them
+            result["hashes"] = [
+                {"signal": h.signal, "hash": h.hex, "quality": h.quality} for h in media.frames[0]
+            ]
         body = json.dumps(result, sort_keys=True)
         outcome = await self.store.jobs.commit_done(job.job_id, entry_id, attempt, body, flags)
         if outcome == "ok" and platform.webhook_url:
-            await self._notify(platform, job.job_id, result)
+            public = {k: v for k, v in result.items() if k != "hashes"}
+            await self._notify(platform, job.job_id, public)
         return outcome
 
     async def _notify(self, platform: Platform, job_id: str, result: dict[str, object]) -> None:

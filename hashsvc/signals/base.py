@@ -68,8 +68,9 @@ class SignalType(ABC):
         """Hash a decoded image of any mode."""
 
     def parse_hex(self, text: str) -> bytes:
-        """Parse a submitted hex code (surrounding whitespace and either case allowed)."""
-        stripped = text.strip()
+        """Parse a submitted hex code: exactly ``hex_length`` hex digits, either case; no
+        whitespace, sign, prefix or non-ASCII digit anywhere."""
+        stripped = text
         expected = f"expected {self.hex_length} hex characters"
         if not stripped:
             raise InvalidHash(f"invalid {self.name} hash: {expected}, got an empty string")

@@ -5,8 +5,8 @@
 
 export const PDQ_MIN_QUALITY = 50;
 export const SET_BITS = {
-  pdq: { min: 120, max: 136, bits: 256 },
-  phash: { min: 20, max: 44, bits: 64 },
+  pdq: { min: 120, max: 128, bits: 256 },
+  phash: { min: 28, max: 32, bits: 64 },
 };
 
 /** Number of set bits of a hex code. */

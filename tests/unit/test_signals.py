@@ -99,14 +99,20 @@ def test_hex_round_trip(name: str) -> None:
         assert text == text.lower()
         assert len(text) == signal.hex_length
         assert signal.parse_hex(text) == code
-        assert signal.parse_hex(f"  {text.upper()}\n") == code
+        assert signal.parse_hex(text.upper()) == code
+        for padded in (f" {text}", f"{text}\n", f"\t{text}"):
+            with pytest.raises(InvalidHash, match="non-hex character"):
+                signal.parse_hex(padded)
 
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
         ("", "got an empty string"),
-        ("   \t\n", "got an empty string"),
+        ("   \t\n", "non-hex character ' ' at position 0"),
+        ("0" * 64 + "\n", "non-hex character '\\n' at position 64"),
+        ("\u0663" + "0" * 63, "non-hex character '\u0663' at position 0"),
+        ("\uff10" + "0" * 63, "non-hex character '\uff10' at position 0"),
         ("abc", "got 3 characters"),
         ("0" * 65, "got 65 characters"),
         ("g" + "0" * 63, "non-hex character 'g' at position 0"),
@@ -275,10 +281,12 @@ def test_unbalanced_code_is_rejected() -> None:
 def test_near_degenerate_code_is_rejected() -> None:
     signal = get_signal("pdq")
     balanced = sorted(code for code in signal.degenerate_codes() if popcount(code) == 128)
-    near = bytearray(balanced[0])
-    near[0] ^= 0b0000_0011
+    bits = np.unpackbits(np.frombuffer(balanced[0], dtype=np.uint8))
+    bits[np.flatnonzero(bits)[0]] = 0  # move one set bit: distance 2, still 128 bits set
+    bits[np.flatnonzero(bits == 0)[-1]] = 1
+    near = np.packbits(bits).tobytes()
     with pytest.raises(LowInformationHash, match="distance 2 to the hash of a synthetic"):
-        signal.check_information(bytes(near), CLAIMED_QUALITY, min_quality=50)
+        signal.check_information(near, CLAIMED_QUALITY, min_quality=50)
 
 
 def test_max_distance_overrides_default_threshold() -> None:
