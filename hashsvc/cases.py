@@ -121,8 +121,7 @@ async def authorize(case_id: str, secret: str, settings: Settings, store: Store)
     return record
 
 
-async def withdraw(case_id: str, secret: str, settings: Settings, store: Store) -> None:
-    """Delete the case and every trace of its hashes; they stop matching at once."""
-    await authorize(case_id, secret, settings, store)
-    if not await store.cases.withdraw(case_id):
-        raise CaseNotFound()
+async def withdraw(case: CaseRecord, store: Store) -> None:
+    """Delete an authorized case and every trace of its hashes; they stop matching at once."""
+    if not await store.cases.withdraw(case.case_id):
+        raise CaseNotFound()  # withdrawn meanwhile by a concurrent request

@@ -60,6 +60,23 @@ class Settings(BaseSettings):
     max_hashes_per_case: int = Field(default=2000, ge=1)
     max_hashes_per_scan: int = Field(default=500, ge=1)
 
+    # Quotas (shared by every process through Redis); over them: 429 + Retry-After.
+    scan_rate_per_s: float = Field(
+        default=100.0, gt=0, description="Sustained scans and job uploads per platform."
+    )
+    scan_burst: int = Field(default=200, ge=1, description="Scans a platform may send at once.")
+    case_create_per_min: float = Field(
+        default=10.0, gt=0, description="Sustained case creations per client IP."
+    )
+    case_create_burst: int = Field(default=20, ge=1)
+    auth_failures_per_min: float = Field(
+        default=30.0,
+        gt=0,
+        description="Failed authentications per client IP; beyond, the IP is refused (429) "
+        "before its credentials are even checked.",
+    )
+    auth_failure_burst: int = Field(default=30, ge=1)
+
     max_job_upload_bytes: int = Field(default=100 * MiB, ge=1024)
     job_blob_ttl_s: int = Field(default=24 * 3600, ge=60, description="Upload kept at most.")
     max_job_backlog: int = Field(default=10_000, ge=1, description="Beyond: 503 + Retry-After.")
@@ -70,6 +87,12 @@ class Settings(BaseSettings):
     worker_sweep_interval_s: float = Field(default=1.0, gt=0)
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     webhook_attempts: int = Field(default=3, ge=1)
+    webhook_allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Webhook hosts ('host' or 'host:port') exempt, in production mode, from the "
+        "refusal of loopback, private, link-local and other non-public addresses (e.g. a "
+        "receiver on the same machine). JSON list in HASHSVC_WEBHOOK_ALLOWED_HOSTS.",
+    )
 
     max_video_bytes: int = Field(default=200 * MiB, ge=1024)
     max_video_duration_s: float = Field(

@@ -47,8 +47,37 @@ class MediaTooLarge(MediaRejected):
 
 
 class NotAuthorized(HashsvcError):
+    """Missing, malformed, unknown, revoked or wrong-kind credentials."""
+
     code = "not_authorized"
     status = 401
+
+
+class Forbidden(HashsvcError):
+    """Valid credentials without the scope the route needs."""
+
+    code = "forbidden"
+    status = 403
+
+
+class RateLimited(HashsvcError):
+    """A quota is exhausted; ``retry_after`` says when one more request would be allowed."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PlatformNotFound(HashsvcError):
+    code = "platform_not_found"
+    status = 404
+
+    def __init__(self, platform_id: str, key_id: str | None = None) -> None:
+        what = f"key {key_id!r} of platform {platform_id!r}" if key_id else repr(platform_id)
+        super().__init__(f"no {what}")
 
 
 class CaseNotFound(HashsvcError):
@@ -78,7 +107,8 @@ class FlagNotFound(HashsvcError):
     status = 404
 
     def __init__(self, flag_id: str) -> None:
-        super().__init__(f"no flag {flag_id!r} for this platform")
+        # The id is not echoed: another platform's flag and a nonexistent one answer alike.
+        super().__init__("no such flag for this platform")
 
 
 class FlagWithdrawn(HashsvcError):
@@ -96,7 +126,7 @@ class JobNotFound(HashsvcError):
     status = 404
 
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"no scan job {job_id!r} for this platform")
+        super().__init__("no such scan job for this platform")
 
 
 class Overloaded(HashsvcError):

@@ -81,6 +81,32 @@ class Platform:
     created_at: float
     file_root: str | None = None  # workers may read file:// URIs under this directory
     webhook_url: str | None = None  # job results are POSTed here, signed
+    disabled: bool = False  # every key of a disabled platform is refused
+
+
+class Scope(StrEnum):
+    """What a key may do. Platform keys: scan, review (their flags), feed (the hash feed);
+    operator keys: admin."""
+
+    SCAN = "scan"
+    REVIEW = "review"
+    FEED = "feed"
+    ADMIN = "admin"
+
+
+PLATFORM_SCOPES = frozenset({Scope.SCAN, Scope.REVIEW, Scope.FEED})
+DEFAULT_PLATFORM_SCOPES = frozenset({Scope.SCAN, Scope.REVIEW})
+
+
+@dataclass(frozen=True)
+class Credential:
+    """An issued API key, known only by its HMAC verifier and a public key id."""
+
+    key_id: str
+    kind: str  # "platform" or "admin" (hashsvc.security token kinds)
+    owner: str  # the platform id, or the operator's name for an admin key
+    scopes: frozenset[Scope]
+    created_at: float
 
 
 @dataclass(frozen=True)

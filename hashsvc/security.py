@@ -11,20 +11,48 @@ import hashlib
 import hmac
 import re
 import secrets
+from typing import Final, Literal, cast
 
-API_KEY_PREFIX = "hsvc_pk_"
-CASE_SECRET_PREFIX = "hsvc_cs_"  # noqa: S105 - a prefix, not a secret
+# Credential kinds, spelled in the token: hsk_<kind>_<43 url-safe characters = 256 bits>.
+# (Names of kinds and prefixes, not secrets.)
+TOKEN_PREFIX = "hsk_"  # noqa: S105
+PLATFORM_KEY: Final = "platform"
+ADMIN_KEY: Final = "admin"
+CASE_SECRET: Final = "case"  # noqa: S105
+WEBHOOK_SECRET: Final = "whsec"  # noqa: S105
+TokenKind = Literal["platform", "admin", "case", "whsec"]
+_TOKEN_RE = re.compile(r"^hsk_(platform|admin|case|whsec)_[A-Za-z0-9_-]{43}$")
 CASE_ID_PREFIX = "case_"
 _CASE_ID_RE = re.compile(r"^case_[A-Za-z0-9_-]{22}$")
 _DOMAIN = b"hashsvc/v1/token-verifier"
 
 
+def new_token(kind: TokenKind) -> str:
+    """A fresh credential of ``kind``: a recognisable prefix and 256 random bits."""
+    return f"{TOKEN_PREFIX}{kind}_{secrets.token_urlsafe(32)}"
+
+
+def token_kind(token: str) -> TokenKind | None:
+    """The kind a well-formed token announces; None for anything malformed."""
+    found = _TOKEN_RE.match(token)
+    return cast(TokenKind, found.group(1)) if found else None
+
+
 def new_api_key() -> str:
-    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return new_token(PLATFORM_KEY)
+
+
+def new_admin_key() -> str:
+    return new_token(ADMIN_KEY)
+
+
+def new_key_id() -> str:
+    """The public name of an issued key (to list and revoke it); reveals nothing of it."""
+    return "k_" + secrets.token_hex(8)
 
 
 def new_webhook_secret() -> str:
-    return "hsvc_wh_" + secrets.token_urlsafe(32)
+    return new_token(WEBHOOK_SECRET)
 
 
 def new_job_id() -> str:
@@ -32,7 +60,7 @@ def new_job_id() -> str:
 
 
 def new_case_secret() -> str:
-    return CASE_SECRET_PREFIX + secrets.token_urlsafe(32)
+    return new_token(CASE_SECRET)
 
 
 def new_case_id() -> str:

@@ -12,7 +12,7 @@ import redis
 
 from hashsvc.config import Settings
 from hashsvc.embedded import EmbeddedRedis
-from tests.helpers import make_platform
+from tests.helpers import UNTHROTTLED, make_admin_key, make_platform
 from tests.live import LiveService, start_service
 
 MiB = 1024 * 1024
@@ -46,6 +46,7 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         max_upload_bytes=4 * MiB,
         max_image_pixels=40_000_000,
         max_request_json_bytes=256 * 1024,
+        **UNTHROTTLED,
     )
 
 
@@ -65,3 +66,8 @@ def client(service: LiveService) -> Iterator[httpx.Client]:
 @pytest.fixture
 def api_key(settings: Settings, redis_url: str) -> str:
     return make_platform(settings, redis_url, "ExampleTube")
+
+
+@pytest.fixture
+def admin_key(settings: Settings, redis_url: str) -> str:
+    return make_admin_key(settings, redis_url)

@@ -6,13 +6,24 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from fixtures.make_variants import VARIANTS, encode, load_photo, photo_paths
 from hashsvc.config import Settings
 from hashsvc.hashing import hash_file
-from hashsvc.platforms import register_platform, resolve_file_root
+from hashsvc.platforms import create_admin_key, register_platform, resolve_file_root
 from hashsvc.store import Store
 
 PHOTOS = {path.stem: path for path in photo_paths()}
+
+# Quotas high enough never to trip: for tests and benchmarks that are not about quotas and
+# send many requests from one loopback address.
+UNTHROTTLED: dict[str, Any] = {
+    "scan_rate_per_s": 1e6,
+    "scan_burst": 1_000_000,
+    "case_create_per_min": 1e6,
+    "case_create_burst": 1_000_000,
+}
 
 
 def reupload(name: str, variant: str = "reencode_q60", fmt: str = "JPEG") -> bytes:
@@ -36,6 +47,33 @@ def upload(data: bytes, name: str = "upload.jpg") -> dict[str, Any]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def all_flags(client: httpx.Client, api_key: str, **params: str) -> list[dict[str, Any]]:
+    """Every flag of a platform, newest first, following the pages."""
+    flags: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": "100", **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/flags", params=query, headers=bearer(api_key))
+        assert page.status_code == 200, page.text
+        flags += page.json()["flags"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return flags
+
+
+def make_admin_key(settings: Settings, redis_url: str, label: str = "ops") -> str:
+    """Issue an operator key straight in the store."""
+
+    async def create() -> str:
+        store = Store.open(redis_url)
+        try:
+            return (await create_admin_key(label, settings, store)).api_key
+        finally:
+            await store.close()
+
+    return asyncio.run(create())
 
 
 def make_platform(settings: Settings, redis_url: str, name: str) -> str:

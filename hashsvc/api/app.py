@@ -12,7 +12,8 @@ from hashsvc import __version__
 from hashsvc.api.deps import AppState
 from hashsvc.api.errors import install_error_handlers
 from hashsvc.api.limits import BodySizeLimit
-from hashsvc.api.routes import cases, flags, health, jobs, scan, web
+from hashsvc.api.requestid import RequestId
+from hashsvc.api.routes import admin, cases, flags, health, jobs, scan, web
 from hashsvc.config import Settings
 from hashsvc.durability import check_durability
 from hashsvc.matching import Matcher, ReplicaSet
@@ -57,7 +58,9 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
         return upload_limits.get(path, settings.max_request_json_bytes)
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
-    for router in (cases.router, scan.router, jobs.router, flags.router, health.router):
+    app.add_middleware(RequestId)  # outermost: even a 413 carries the request id
+    routers = (cases.router, scan.router, jobs.router, flags.router, admin.router, health.router)
+    for router in routers:
         app.include_router(router)
     app.include_router(web.router)  # the victim page at / and its assets
     return app

@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from hashsvc.store.audit import AuditLog
 from hashsvc.store.cases import CaseStore
 from hashsvc.store.changes import ChangeStream
 from hashsvc.store.client import connect
+from hashsvc.store.credentials import CredentialStore
 from hashsvc.store.flags import FlagStore
 from hashsvc.store.jobs import JobStore
 from hashsvc.store.platforms import PlatformStore
+from hashsvc.store.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -19,9 +22,12 @@ class Store:
     redis: Redis
     cases: CaseStore
     platforms: PlatformStore
+    credentials: CredentialStore
     flags: FlagStore
     jobs: JobStore
     changes: ChangeStream
+    rate_limits: RateLimiter
+    audit: AuditLog
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -31,9 +37,12 @@ class Store:
             redis=redis,
             cases=CaseStore(redis),
             platforms=PlatformStore(redis),
+            credentials=CredentialStore(redis),
             flags=FlagStore(redis),
             jobs=JobStore(redis, raw),
             changes=ChangeStream(redis),
+            rate_limits=RateLimiter(redis),
+            audit=AuditLog(redis),
         )
 
     async def ping(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import fields
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -112,23 +113,45 @@ class FlagStore:
         return await self.get_many([text(i) for i in ids])
 
     async def for_platform(
-        self, platform_id: str, *, status: FlagStatus | None, limit: int, before: float | None
-    ) -> list[Flag]:
-        """Newest first, ``limit`` at most, created strictly before ``before`` when given."""
-        upper = f"({before!r}" if before is not None else "+inf"
+        self,
+        platform_id: str,
+        *,
+        status: FlagStatus | None,
+        limit: int,
+        after: tuple[float, str] | None,
+    ) -> tuple[list[Flag], tuple[float, str] | None]:
+        """Newest first, at most ``limit``, strictly after the position ``after`` (creation
+        time, flag id) of the previous page; also returns the position ending this page (None
+        when nothing is left). Flags created at the same instant are ordered by id, so pages
+        never skip or repeat one."""
+        key = keys.platform_flags(platform_id)
+        upper = repr(after[0]) if after else "+inf"
         found: list[Flag] = []
+        offset, position = 0, after
         while len(found) < limit:
-            ids = await self._redis.zrevrangebyscore(
-                keys.platform_flags(platform_id), upper, "-inf", start=0, num=limit
+            rows = cast(
+                list[tuple[str, float]],
+                await self._redis.zrevrangebyscore(
+                    key, upper, "-inf", start=offset, num=limit, withscores=True
+                ),
             )
-            if not ids:
-                break
-            batch = await self.get_many([text(i) for i in ids])
-            found += [f for f in batch if status is None or f.status == status]
-            upper = f"({batch[-1].created_at!r}" if batch else "-inf"
-            if len(ids) < limit:
-                break
-        return found[:limit]
+            offset += len(rows)
+            fresh = [
+                (float(score), text(member))
+                for member, score in rows
+                if after is None or (float(score), text(member)) < after
+            ]
+            by_id = {f.flag_id: f for f in await self.get_many([m for _, m in fresh])}
+            for score, member in fresh:
+                position = (score, member)
+                flag = by_id.get(member)
+                if flag is not None and (status is None or flag.status == status):
+                    found.append(flag)
+                    if len(found) == limit:
+                        break
+            if len(rows) < limit:
+                return found, (position if len(found) == limit else None)
+        return found, position
 
     async def decide(self, platform_id: str, flag_id: str, decision: Decision) -> str | None:
         """Record a platform's decision; returns the previous status, None if not its flag."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "hashsvc:v1:"
 
 HASH_ID_SEQUENCE = PREFIX + "seq:hash"
 BANK_OWNER = PREFIX + "bank:owner"  # HASH hash_id -> case_id
 CHANGES = PREFIX + "changes"  # STREAM op, signal, hash_id, code
 PLATFORMS = PREFIX + "platforms"  # SET of platform ids
-PLATFORM_BY_VERIFIER = PREFIX + "platform:by-verifier"  # HASH key verifier -> platform id
+CREDENTIALS = PREFIX + "credentials"  # HASH key verifier -> JSON of a Credential
+ADMIN_KEYS = PREFIX + "admin:keys"  # HASH key id -> verifier of the operators' keys
+AUDIT = PREFIX + "audit"  # STREAM time, actor, action, object, request_id (append-only)
 JOBS = PREFIX + "jobs"  # STREAM job_id; entries are deleted once acknowledged
 JOBS_GROUP = "workers"  # the consumer group of JOBS
 DEAD_JOBS = PREFIX + "jobs:dead"  # STREAM job_id, error, deliveries
@@ -59,5 +63,17 @@ def job_blob(job_id: str) -> str:
 
 
 def platform(platform_id: str) -> str:
-    """HASH name, key_verifier, created_at."""
+    """HASH name, created_at, file_root, webhook_url, webhook_secret, disabled."""
     return f"{PREFIX}platform:{platform_id}"
+
+
+def platform_keys(platform_id: str) -> str:
+    """HASH key id -> verifier of a platform's live keys."""
+    return f"{PREFIX}platform:{platform_id}:keys"
+
+
+def rate_limit(bucket: str, subject: str) -> str:
+    """STRING: the GCRA arrival time (µs) of one subject in one bucket, with a TTL.
+    The subject (platform id, client IP) is stored only as a truncated sha256."""
+    digest = hashlib.sha256(subject.encode()).hexdigest()[:32]
+    return f"{PREFIX}ratelimit:{bucket}:{digest}"

@@ -1,16 +1,17 @@
-"""Platforms: their API keys (stored only as verifiers), file root and webhook settings."""
+"""Platforms: their records (name, file root, webhook settings, disabled flag); their keys live
+in ``hashsvc.store.credentials``."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from hashsvc.models import Platform
+from hashsvc.models import Credential, Platform
 from hashsvc.store import keys
 from hashsvc.store.client import text, text_map
+from hashsvc.store.credentials import stage_issue
 
 
 def _parse(platform_id: str, fields: dict[str, str]) -> Platform:
@@ -20,6 +21,7 @@ def _parse(platform_id: str, fields: dict[str, str]) -> Platform:
         created_at=float(fields["created_at"]),
         file_root=fields.get("file_root") or None,
         webhook_url=fields.get("webhook_url") or None,
+        disabled=fields.get("disabled") == "1",
     )
 
 
@@ -31,13 +33,14 @@ class PlatformStore:
         self,
         name: str,
         key_verifier: str,
+        credential: Credential,
         *,
         file_root: str | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ) -> Platform:
         platform = Platform(
-            platform_id="p_" + secrets.token_hex(8),
+            platform_id=credential.owner,
             name=name,
             created_at=time.time(),
             file_root=file_root,
@@ -45,7 +48,6 @@ class PlatformStore:
         )
         fields = {
             "name": name,
-            "key_verifier": key_verifier,
             "created_at": repr(platform.created_at),
             "file_root": file_root or "",
             "webhook_url": webhook_url or "",
@@ -54,7 +56,7 @@ class PlatformStore:
         }
         async with self._redis.pipeline(transaction=True) as tx:
             tx.hset(keys.platform(platform.platform_id), mapping=cast(Any, fields))
-            tx.hset(keys.PLATFORM_BY_VERIFIER, key_verifier, platform.platform_id)
+            stage_issue(tx, key_verifier, credential)
             tx.sadd(keys.PLATFORMS, platform.platform_id)
             await tx.execute()
         return platform
@@ -67,13 +69,19 @@ class PlatformStore:
         found = await self._redis.hget(keys.platform(platform_id), "webhook_secret")
         return text(found) if found else None
 
-    async def by_key_verifier(self, key_verifier: str) -> tuple[Platform, str] | None:
-        """The platform holding this key, with its stored verifier for a constant-time check."""
-        found = await self._redis.hget(keys.PLATFORM_BY_VERIFIER, key_verifier)
-        if found is None:
-            return None
-        platform_id = text(found)
-        fields = text_map(await self._redis.hgetall(keys.platform(platform_id)))
-        if not fields:
-            return None
-        return _parse(platform_id, fields), fields["key_verifier"]
+    async def all(self) -> list[Platform]:
+        """Every platform, oldest first."""
+        ids = sorted(text(p) for p in await self._redis.smembers(keys.PLATFORMS))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for platform_id in ids:
+                pipe.hgetall(keys.platform(platform_id))
+            found = await pipe.execute()
+        platforms = [_parse(p, text_map(f)) for p, f in zip(ids, found, strict=True) if f]
+        return sorted(platforms, key=lambda p: (p.created_at, p.platform_id))
+
+    async def set_disabled(self, platform_id: str, disabled: bool) -> bool:
+        """Disable (every key refused) or enable a platform; False if unknown."""
+        if not await self._redis.exists(keys.platform(platform_id)):
+            return False
+        await self._redis.hset(keys.platform(platform_id), "disabled", "1" if disabled else "")
+        return True

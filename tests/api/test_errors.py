@@ -15,6 +15,7 @@ from fixtures.hostile import (
     truncated_jpeg,
 )
 from hashsvc.config import Settings
+from hashsvc.security import new_api_key, new_case_secret
 from tests.helpers import PHOTOS, bearer, reupload, upload, victim_hashes
 
 PDQ_HEX = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
@@ -99,16 +100,21 @@ def test_oversized_chunked_body_is_cut_off(client: httpx.Client, api_key: str) -
 def test_case_access_is_indistinguishable(client: httpx.Client, settings: Settings) -> None:
     hashes = victim_hashes(PHOTOS["coffee"], settings)
     case_id = client.post("/v1/cases", json={"hashes": hashes}).json()["case_id"]
-    wrong_secret = client.get(f"/v1/cases/{case_id}", headers=bearer("hsvc_cs_wrong"))
-    unknown = client.get("/v1/cases/case_AAAAAAAAAAAAAAAAAAAAAA", headers=bearer("hsvc_cs_wrong"))
-    malformed = client.get("/v1/cases/..%2f..", headers=bearer("hsvc_cs_wrong"))
+    wrong = new_case_secret()  # well formed, opens nothing
+    wrong_secret = client.get(f"/v1/cases/{case_id}", headers=bearer(wrong))
+    unknown = client.get("/v1/cases/case_AAAAAAAAAAAAAAAAAAAAAA", headers=bearer(wrong))
+    malformed = client.get("/v1/cases/..%2f..", headers=bearer(wrong))
     assert wrong_secret.status_code == unknown.status_code == 404
     assert wrong_secret.content == unknown.content
     assert malformed.status_code == 404
     assert error_of(client.get(f"/v1/cases/{case_id}"), 401)["code"] == "not_authorized"
-    wrong_delete = client.delete(f"/v1/cases/{case_id}", headers=bearer("hsvc_cs_wrong"))
+    wrong_delete = client.delete(f"/v1/cases/{case_id}", headers=bearer(wrong))
     assert wrong_delete.content == unknown.content
-    assert client.get(f"/v1/cases/{case_id}", headers=bearer("x")).status_code == 404
+    # Not a case secret at all (malformed, or an API key): 401 naming the expected kind.
+    for token in ("x", new_api_key()):
+        denied = client.get(f"/v1/cases/{case_id}", headers=bearer(token))
+        assert error_of(denied, 401)["code"] == "not_authorized"
+        assert denied.headers["www-authenticate"] == "Bearer"
 
 
 def test_scan_requires_a_valid_api_key(client: httpx.Client, api_key: str) -> None:

@@ -10,6 +10,7 @@ import httpx
 from hashsvc.config import Settings
 from tests.helpers import (
     PHOTOS,
+    all_flags,
     bearer,
     make_platform,
     reupload,
@@ -94,10 +95,16 @@ def test_flag_pages_and_errors(client: httpx.Client, settings: Settings, api_key
     first = client.get("/v1/flags", params={"limit": 2}, headers=bearer(api_key)).json()
     assert len(first["flags"]) == 2
     second = client.get(
-        "/v1/flags", params={"limit": 2, "before": first["next_before"]}, headers=bearer(api_key)
+        "/v1/flags", params={"limit": 2, "cursor": first["next_cursor"]}, headers=bearer(api_key)
     ).json()
     seen = [f["flag_id"] for f in first["flags"] + second["flags"]]
     assert sorted(seen) == sorted(raised)
+    assert second["next_cursor"] is None
+    assert all_flags(client, api_key) == first["flags"] + second["flags"]
+    over = client.get("/v1/flags", params={"limit": 101}, headers=bearer(api_key))
+    assert over.status_code == 422
+    bad_cursor = client.get("/v1/flags", params={"cursor": "x:y"}, headers=bearer(api_key))
+    assert bad_cursor.status_code == 422
 
     bad = client.post(
         f"/v1/flags/{raised[0]}/decision", json={"decision": "deleted"}, headers=bearer(api_key)

@@ -24,7 +24,7 @@ import redis
 from hashsvc.config import Settings
 from hashsvc.embedded import EmbeddedRedis
 from hashsvc.store import keys
-from tests.helpers import bearer, make_platform
+from tests.helpers import UNTHROTTLED, bearer, make_platform
 from tests.live import start_service
 
 HASHES_PER_CASE = 3
@@ -91,7 +91,7 @@ def nemesis(server: EmbeddedRedis, cycles: int, spacing_s: float, log: list[str]
 def run_protocol(tmp_path: Path, *, appendonly: bool, seconds: float, cycles: int) -> History:
     server = EmbeddedRedis(tmp_path / "redis", appendfsync="always", appendonly=appendonly)
     server.start()
-    settings = Settings(redis_url=server.url, data_dir=tmp_path / "var")
+    settings = Settings(redis_url=server.url, data_dir=tmp_path / "var", **UNTHROTTLED)
     api = start_service(settings, server.url)
     history, stop, log = History(), threading.Event(), list[str]()
     clients = [

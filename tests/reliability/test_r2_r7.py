@@ -19,7 +19,16 @@ from hashsvc.config import Settings
 from hashsvc.embedded import EmbeddedRedis
 from hashsvc.store import keys
 from hashsvc.store.client import text, text_map
-from tests.helpers import PHOTOS, bearer, make_platform, reupload, upload, victim_hashes
+from tests.helpers import (
+    PHOTOS,
+    UNTHROTTLED,
+    all_flags,
+    bearer,
+    make_platform,
+    reupload,
+    upload,
+    victim_hashes,
+)
 from tests.live import start_service
 from tests.workers.conftest import Workers, wait_finished, wait_for
 
@@ -95,7 +104,7 @@ def test_r2_killed_workers_lose_and_duplicate_nothing(
     assert all(finished_by[job] != killed for job, killed in hit_jobs), (finished_by, hit_jobs)
     assert all(s["status"] == "done" for s in final.values())
     assert [final[j]["matched"] for j in job_ids] == [name == "coffee" for name in plan]
-    flags = client.get("/v1/flags", params={"limit": 500}, headers=bearer(api_key)).json()["flags"]
+    flags = all_flags(client, api_key)
     per_job = Counter(f["job_id"] for f in flags)
     assert set(per_job) == {j for j, name in zip(job_ids, plan, strict=True) if name == "coffee"}
     assert max(per_job.values()) == 1
@@ -106,7 +115,7 @@ def test_r2_killed_workers_lose_and_duplicate_nothing(
 
 def test_r7_replicas_follow_withdrawals_and_redis_restarts(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "redis").start()
-    settings = Settings(redis_url=server.url, data_dir=tmp_path / "var")
+    settings = Settings(redis_url=server.url, data_dir=tmp_path / "var", **UNTHROTTLED)
     services = [start_service(settings, server.url) for _ in range(2)]
     try:
         api_key = make_platform(settings, server.url, "P")

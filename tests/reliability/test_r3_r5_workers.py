@@ -21,7 +21,7 @@ from hashsvc.embedded import EmbeddedRedis
 from hashsvc.models import JobStatus
 from hashsvc.platforms import register_platform
 from hashsvc.store import Store, keys
-from tests.helpers import PHOTOS, bearer, reupload, upload, victim_hashes
+from tests.helpers import PHOTOS, UNTHROTTLED, bearer, reupload, upload, victim_hashes
 from tests.workers.conftest import Workers, job_status, wait_finished, wait_for
 
 
@@ -105,7 +105,7 @@ def _ledger_and_statuses(redis_url: str, job_ids: list[str]) -> tuple[dict[str, 
 
 def test_r5_redis_crashes_with_jobs_in_flight(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "redis").start()
-    settings = Settings(redis_url=server.url, data_dir=tmp_path / "var")
+    settings = Settings(redis_url=server.url, data_dir=tmp_path / "var", **UNTHROTTLED)
     (tmp_path / "logs").mkdir()
     pool = Workers(server.url, tmp_path / "logs")
     try:

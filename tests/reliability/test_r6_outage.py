@@ -13,7 +13,15 @@ import httpx
 
 from hashsvc.config import Settings
 from hashsvc.embedded import EmbeddedRedis
-from tests.helpers import PHOTOS, bearer, make_platform, reupload, upload, victim_hashes
+from tests.helpers import (
+    PHOTOS,
+    UNTHROTTLED,
+    bearer,
+    make_platform,
+    reupload,
+    upload,
+    victim_hashes,
+)
 from tests.live import start_service
 from tests.workers.conftest import Workers, wait_finished, wait_for
 
@@ -21,7 +29,7 @@ from tests.workers.conftest import Workers, wait_finished, wait_for
 def test_r6_outage_fails_closed_and_recovers(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "redis").start()
     settings = Settings(
-        redis_url=server.url, data_dir=tmp_path / "var", worker_sweep_interval_s=0.2
+        redis_url=server.url, data_dir=tmp_path / "var", worker_sweep_interval_s=0.2, **UNTHROTTLED
     )
     api = start_service(settings, server.url)
     (tmp_path / "logs").mkdir()

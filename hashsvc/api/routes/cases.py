@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 
 from hashsvc import cases
-from hashsvc.api.deps import BearerTokenDep, StateDep
+from hashsvc.api.auth import CaseCreationQuota, CaseDep, audit
+from hashsvc.api.deps import StateDep
 from hashsvc.api.schemas.cases import CaseCreate, CaseCreated, CaseStatusOut, MatchOut
-from hashsvc.api.schemas.common import ErrorResponse
+from hashsvc.api.schemas.common import ErrorResponse, error_responses
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "Unknown case or wrong secret"}
+_CASE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **error_responses(401, 429, 503),
+    404: {"model": ErrorResponse, "description": "Unknown case, wrong secret or withdrawn"},
 }
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -22,7 +24,8 @@ router = APIRouter(prefix="/v1/cases", tags=["cases"])
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=CaseCreated,
-    responses={422: {"model": ErrorResponse}, 413: {"model": ErrorResponse}},
+    responses=error_responses(400, 413, 422, 429, 503),
+    dependencies=[CaseCreationQuota],
 )
 async def create_case(body: CaseCreate, state: StateDep, response: Response) -> CaseCreated:
     """Register hashes computed on the victim's device. The secret is shown only here."""
@@ -30,19 +33,17 @@ async def create_case(body: CaseCreate, state: StateDep, response: Response) -> 
     images = [h.submitted() for h in body.hashes]
     videos = [[h.submitted() for h in video.frames] for video in body.videos]
     created = await cases.submit(images, videos, state.settings, state.store)
+    await audit(state, "victim", "case.create", created.case_id)
     return CaseCreated(
         case_id=created.case_id, secret=created.secret, hash_count=created.hash_count
     )
 
 
-@router.get("/{case_id}", response_model=CaseStatusOut, responses=_NOT_FOUND)
-async def case_status(
-    case_id: str, secret: BearerTokenDep, state: StateDep, response: Response
-) -> CaseStatusOut:
+@router.get("/{case_id}", response_model=CaseStatusOut, responses=_CASE_ERRORS)
+async def case_status(record: CaseDep, state: StateDep, response: Response) -> CaseStatusOut:
     """Status, hash counts and matches of one case (case secret as Bearer token)."""
     response.headers["Cache-Control"] = "no-store"
-    record = await cases.authorize(case_id, secret, state.settings, state.store)
-    flags = await state.store.flags.for_case(case_id)
+    flags = await state.store.flags.for_case(record.case_id)
     return CaseStatusOut(
         case_id=record.case_id,
         status=record.status.value,
@@ -64,8 +65,9 @@ async def case_status(
     )
 
 
-@router.delete("/{case_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
-async def withdraw_case(case_id: str, secret: BearerTokenDep, state: StateDep) -> Response:
+@router.delete("/{case_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_CASE_ERRORS)
+async def withdraw_case(record: CaseDep, state: StateDep) -> Response:
     """Withdraw the case: its hashes are deleted everywhere and stop matching at once."""
-    await cases.withdraw(case_id, secret, state.settings, state.store)
+    await cases.withdraw(record, state.store)
+    await audit(state, "victim", "case.withdraw", record.case_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,9 +6,10 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 
 from hashsvc import cases, scanning
+from hashsvc.api.auth import ScanningPlatformDep, audit
 from hashsvc.api.bodies import is_media_upload, parse_json, read_body, read_media
-from hashsvc.api.deps import PlatformDep, StateDep
-from hashsvc.api.schemas.common import ErrorResponse, upload_request_body
+from hashsvc.api.deps import StateDep
+from hashsvc.api.schemas.common import error_responses, upload_request_body
 from hashsvc.api.schemas.scan import ComputedHashOut, ScanHashes, ScanHitOut, ScanResult
 from hashsvc.errors import BadRequest
 from hashsvc.hashing import ComputedHash, hash_bytes_sandboxed
@@ -24,9 +25,9 @@ _REQUEST_BODY = upload_request_body(ScanHashes, "image/*")
     "/scan",
     response_model=ScanResult,
     openapi_extra={"requestBody": _REQUEST_BODY},
-    responses={k: {"model": ErrorResponse} for k in (400, 401, 413, 415, 422)},
+    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
 )
-async def scan(request: Request, platform: PlatformDep, state: StateDep) -> ScanResult:
+async def scan(request: Request, platform: ScanningPlatformDep, state: StateDep) -> ScanResult:
     """Scan an image (multipart ``file`` field or raw image body) or a JSON list of hashes."""
     content_type = request.headers.get("content-type", "").lower()
     computed: list[ComputedHash] = []
@@ -47,6 +48,8 @@ async def scan(request: Request, platform: PlatformDep, state: StateDep) -> Scan
             "with a 'file' field, or a raw image body"
         )
     hits = await scanning.scan(entries, platform, state.matcher, state.store)
+    for hit in hits:
+        await audit(state, f"platform:{platform.platform_id}", "flag.raise", hit.flag_id)
     return ScanResult(
         matched=bool(hits),
         matches=[ScanHitOut(flag_id=h.flag_id, signal=h.signal, distance=h.distance) for h in hits],

@@ -36,6 +36,11 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route can answer."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
 def upload_request_body(json_model: type[BaseModel], *media_types: str) -> dict[str, Any]:
     """OpenAPI request body of a route that takes JSON or an upload (multipart ``file`` field
     or a raw body of one of ``media_types``); the route reads the body by hand."""

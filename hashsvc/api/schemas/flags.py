@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hashsvc.models import Decision, Flag
 
@@ -35,7 +35,7 @@ class FlagOut(BaseModel):
 
 class FlagPage(BaseModel):
     flags: list[FlagOut]
-    next_before: float | None
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page.")
 
 
 class DecisionIn(BaseModel):
