@@ -21,7 +21,7 @@ so ``HASHSVC_*`` variables apply as in the service):
    pixel limit (50 Mpx) it cannot fit the fuzzing budget of 5 s and 1 GB, whatever the
    input; in production it runs in the sandbox (``hashsvc.sandbox``: address-space, CPU
    and wall-clock limits). The hashing code does not branch on the image size, so small
-   images exercise all of it. (First finding, in ``test_b5_regressions``: a 149-byte GIF
+   images exercise all of it. (First finding, in ``test_b5_regressions``: a 116-byte GIF
    whose logical screen is 12048x3072 decodes in 0.2 s, but hashing it took 6.3 s and
    1.3 GB.)
 4. only with ``HASHSVC_FUZZ_VIDEO=1``: inputs the sniffer takes for video also go through
