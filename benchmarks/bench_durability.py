@@ -22,13 +22,8 @@ from hashsvc.config import Settings
 from hashsvc.embedded import EmbeddedRedis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
+from tests.helpers import UNTHROTTLED, balanced_pdq
 from tests.live import start_service  # the tests' in-process uvicorn server
-
-
-def balanced_pdq(rng: random.Random) -> str:
-    bits = [1] * 128 + [0] * 128
-    rng.shuffle(bits)
-    return int("".join(map(str, bits)), 2).to_bytes(32, "big").hex()
 
 
 def load(url: str, seconds: float, clients: int, seed: int) -> tuple[int, list[float]]:
@@ -70,7 +65,8 @@ def main() -> None:
     for mode in ("always", "everysec"):
         with tempfile.TemporaryDirectory() as tmp:
             server = EmbeddedRedis(Path(tmp) / "redis", appendfsync=mode).start()
-            api = start_service(Settings(redis_url=server.url, data_dir=Path(tmp)), server.url)
+            settings = Settings(redis_url=server.url, data_dir=Path(tmp), **UNTHROTTLED)
+            api = start_service(settings, server.url)
             try:
                 count, latencies = load(api.url, seconds, args.clients, seed)
             finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,13 @@ def reupload(name: str, variant: str = "reencode_q60", fmt: str = "JPEG") -> byt
     if fmt == "JPEG":
         image = image.convert("RGB")
     return encode(image, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+
+
+def balanced_pdq(rng: random.Random) -> str:
+    """A random PDQ code with 128 of 256 bits set, as real photographs give."""
+    bits = [1] * 128 + [0] * 128
+    rng.shuffle(bits)
+    return int("".join(map(str, bits)), 2).to_bytes(32, "big").hex()
 
 
 def victim_hashes(path: Path, settings: Settings) -> list[dict[str, Any]]:

@@ -45,7 +45,7 @@ class CaseStore:
             for hash_id, entry in zip(hash_ids, entries, strict=True):
                 tx.hset(keys.bank(entry.signal), str(hash_id), entry.code.hex())
                 tx.hset(keys.BANK_OWNER, str(hash_id), case_id)
-                append_add(tx, entry.signal, hash_id, entry.code)
+                append_add(tx, entry.signal, hash_id)
             await tx.execute()
         return hash_ids
 

@@ -3,6 +3,11 @@
 Writers append inside the same transaction as the bank change; readers take a cursor before a
 snapshot and replay from it (adds are upserts and removes of unknown ids are no-ops, so
 replaying a change the snapshot already saw is harmless).
+
+Entries carry hash ids, never hash codes: a reader takes an added code from the bank itself,
+so once a case is withdrawn its hashes exist nowhere in Redis (nor, after the next AOF
+rewrite, on disk). An add whose code is already gone was withdrawn later in the stream and
+is read as a remove.
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ START = "0-0"
 _SCAN_BATCH = 10_000
 
 
-def append_add(tx: Pipeline, signal: str, hash_id: int, code: bytes) -> None:
-    tx.xadd(keys.CHANGES, {"op": "add", "signal": signal, "id": hash_id, "code": code.hex()})
+def append_add(tx: Pipeline, signal: str, hash_id: int) -> None:
+    tx.xadd(keys.CHANGES, {"op": "add", "signal": signal, "id": hash_id})
 
 
 def append_remove(tx: Pipeline, signal: str, hash_id: int) -> None:
-    tx.xadd(keys.CHANGES, {"op": "remove", "signal": signal, "id": hash_id, "code": ""})
+    tx.xadd(keys.CHANGES, {"op": "remove", "signal": signal, "id": hash_id})
 
 
 class ChangeStream:
@@ -50,13 +55,20 @@ class ChangeStream:
         return str(last[0][0]) if last else START
 
     async def since(self, cursor: str, count: int = 10_000) -> tuple[list[Change], str]:
-        """Changes strictly after ``cursor`` (at most ``count``) and the new cursor."""
+        """Changes strictly after ``cursor`` (at most ``count``) and the new cursor; adds come
+        with their codes, read from the bank."""
         entries = await self._redis.xrange(keys.CHANGES, min=f"({cursor}", count=count) or []
+        parsed = [text_map(raw_fields) for _, raw_fields in entries]
+        adds = [i for i, fields in enumerate(parsed) if fields["op"] == "add"]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for i in adds:
+                pipe.hget(keys.bank(parsed[i]["signal"]), parsed[i]["id"])
+            codes = dict(zip(adds, await pipe.execute(), strict=True))
         changes = []
-        for _, raw_fields in entries:
-            fields = text_map(raw_fields)
-            code = bytes.fromhex(fields["code"]) if fields["code"] else None
-            changes.append(Change(fields["op"], fields["signal"], int(fields["id"]), code))
+        for i, fields in enumerate(parsed):
+            code = bytes.fromhex(text(codes[i])) if codes.get(i) else None
+            op = "add" if code is not None else "remove"
+            changes.append(Change(op, fields["signal"], int(fields["id"]), code))
         return changes, (text(entries[-1][0] or cursor) if entries else cursor)
 
     async def snapshot(self, signal: str) -> AsyncIterator[list[tuple[int, bytes]]]:

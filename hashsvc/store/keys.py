@@ -8,7 +8,7 @@ PREFIX = "hashsvc:v1:"
 
 HASH_ID_SEQUENCE = PREFIX + "seq:hash"
 BANK_OWNER = PREFIX + "bank:owner"  # HASH hash_id -> case_id
-CHANGES = PREFIX + "changes"  # STREAM op, signal, hash_id, code
+CHANGES = PREFIX + "changes"  # STREAM op, signal, id (hash ids only, never codes)
 PLATFORMS = PREFIX + "platforms"  # SET of platform ids
 CREDENTIALS = PREFIX + "credentials"  # HASH key verifier -> JSON of a Credential
 ADMIN_KEYS = PREFIX + "admin:keys"  # HASH key id -> verifier of the operators' keys

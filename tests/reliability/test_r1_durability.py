@@ -24,18 +24,11 @@ import redis
 from hashsvc.config import Settings
 from hashsvc.embedded import EmbeddedRedis
 from hashsvc.store import keys
-from tests.helpers import UNTHROTTLED, bearer, make_platform
+from tests.helpers import UNTHROTTLED, balanced_pdq, bearer, make_platform
 from tests.live import start_service
 
 HASHES_PER_CASE = 3
 SCAN_SAMPLE_EVERY = 20
-
-
-def balanced_pdq(rng: random.Random) -> str:
-    """A random PDQ code with 128 of 256 bits set, as real photographs give."""
-    bits = [1] * 128 + [0] * 128
-    rng.shuffle(bits)
-    return int("".join(map(str, bits)), 2).to_bytes(32, "big").hex()
 
 
 @dataclass
