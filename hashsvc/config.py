@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     max_request_json_bytes: int = Field(default=1 * MiB, ge=1024)
     max_hashes_per_case: int = Field(default=2000, ge=1)
     max_hashes_per_scan: int = Field(default=500, ge=1)
+    change_stream_retention: int = Field(
+        default=1_000_000,
+        ge=10,
+        description="Bank changes kept for index replicas; one further behind rebuilds.",
+    )
 
     # Quotas (shared by every process through Redis); over them: 429 + Retry-After.
     scan_rate_per_s: float = Field(

@@ -28,7 +28,7 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store.open(redis_url)
+        store = Store.open(redis_url, change_retention=settings.change_stream_retention)
         try:
             await check_durability(store, settings)
             replicas = ReplicaSet(store.changes, SIGNALS)

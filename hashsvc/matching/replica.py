@@ -2,14 +2,15 @@
 current by replaying the change stream.
 
 Redis is the truth, replicas are caches. ``catch_up`` is called before every lookup, so a scan
-sees every case committed (or withdrawn) before the scan started, in any process.
+sees every case committed (or withdrawn) before the scan started, in any process. When the
+stream no longer holds the replica's cursor (trimmed past it while the process was paused, a
+restore, a flush), the replica rebuilds from the bank before answering.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping
 
 import anyio.to_thread
@@ -18,7 +19,7 @@ import numpy as np
 from hashsvc.index import HammingIndex
 from hashsvc.models import Change
 from hashsvc.signals import SignalType
-from hashsvc.store.changes import START, ChangeStream
+from hashsvc.store.changes import START, ChangeStream, StreamGap
 
 logger = logging.getLogger(__name__)
 
@@ -27,19 +28,6 @@ def _as_arrays(items: Mapping[int, bytes], nbytes: int) -> tuple[np.ndarray, np.
     ids = np.fromiter(items.keys(), dtype=np.int64, count=len(items))
     codes = np.frombuffer(b"".join(items.values()), dtype=np.uint8).reshape(len(items), nbytes)
     return ids, codes
-
-
-_CONTINUITY_CHECK_S = 1.0
-
-
-def _stream_id(entry_id: str) -> tuple[int, int]:
-    millis, _, seq = entry_id.partition("-")
-    return int(millis), int(seq or 0)
-
-
-def _next_id(entry_id: str) -> tuple[int, int]:
-    millis, seq = _stream_id(entry_id)
-    return millis, seq + 1
 
 
 def _bulk_load(index: HammingIndex, ids: np.ndarray, codes: np.ndarray) -> None:
@@ -57,7 +45,7 @@ class ReplicaSet:
         self._indexes = {name: HammingIndex(bits=s.bits) for name, s in signals.items()}
         self._cursor = START
         self._lock = asyncio.Lock()
-        self._next_check = 0.0
+        self.rebuilds = 0  # after a gap in the change stream
 
     def index(self, signal: str) -> HammingIndex:
         return self._indexes[signal]
@@ -69,19 +57,24 @@ class ReplicaSet:
     async def bootstrap(self) -> None:
         """Build every index off to the side from a bank snapshot, then swap them in."""
         async with self._lock:
-            cursor = await self._changes.head()
-            fresh: dict[str, HammingIndex] = {}
-            for name, signal in self._signals.items():
-                snapshot: dict[int, bytes] = {}
-                async for batch in self._changes.snapshot(name):
-                    snapshot.update(batch)
-                index = HammingIndex(bits=signal.bits)
-                if snapshot:  # one bulk add, merged before the swap so it is searched by MIH
-                    ids, codes = _as_arrays(snapshot, signal.bits // 8)
-                    await anyio.to_thread.run_sync(_bulk_load, index, ids, codes)
-                fresh[name] = index
-            self._indexes, self._cursor = fresh, cursor
-            await self._replay()
+            while True:
+                cursor = await self._changes.head()
+                fresh: dict[str, HammingIndex] = {}
+                for name, signal in self._signals.items():
+                    snapshot: dict[int, bytes] = {}
+                    async for batch in self._changes.snapshot(name):
+                        snapshot.update(batch)
+                    index = HammingIndex(bits=signal.bits)
+                    if snapshot:  # one bulk add, merged before the swap: searched by MIH
+                        ids, codes = _as_arrays(snapshot, signal.bits // 8)
+                        await anyio.to_thread.run_sync(_bulk_load, index, ids, codes)
+                    fresh[name] = index
+                self._indexes, self._cursor = fresh, cursor
+                try:
+                    await self._replay()
+                    break
+                except StreamGap:  # trimmed past the head while the snapshot was read
+                    logger.warning("change stream moved on during the rebuild: again")
         logger.info(
             "index replicas built: %s",
             ", ".join(f"{n}={len(i)}" for n, i in self._indexes.items()),
@@ -89,26 +82,14 @@ class ReplicaSet:
 
     async def catch_up(self) -> None:
         """Apply every change committed since the cursor; rebuild if the stream no longer
-        continues from it (replaced or trimmed past it: a restore, a flush)."""
-        if time.monotonic() >= self._next_check:
-            self._next_check = time.monotonic() + _CONTINUITY_CHECK_S
-            if not await self._continues():
-                logger.warning("change stream does not continue from %s: rebuilding", self._cursor)
-                await self.bootstrap()
-                return
-        async with self._lock:
-            await self._replay()
-
-    async def _continues(self) -> bool:
-        bounds = await self._changes.bounds()
-        if self._cursor == START:
-            return True
-        if bounds is None:
-            return False
-        first, last = bounds
-        return _stream_id(last) >= _stream_id(self._cursor) and (
-            first == START or _stream_id(first) <= _next_id(self._cursor)
-        )
+        continues from it."""
+        try:
+            async with self._lock:
+                await self._replay()
+        except StreamGap:
+            logger.warning("change stream no longer holds %s: rebuilding", self._cursor)
+            self.rebuilds += 1
+            await self.bootstrap()
 
     async def _replay(self) -> None:
         while True:

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from hashsvc.store.audit import AuditLog
 from hashsvc.store.cases import CaseStore
-from hashsvc.store.changes import ChangeStream
+from hashsvc.store.changes import DEFAULT_RETENTION, ChangeStream
 from hashsvc.store.client import connect
 from hashsvc.store.credentials import CredentialStore
 from hashsvc.store.flags import FlagStore
@@ -30,12 +30,13 @@ class Store:
     audit: AuditLog
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, change_retention: int = DEFAULT_RETENTION) -> Store:
+        """Connect to Redis; ``change_retention`` bounds the change stream (see changes.py)."""
         redis = connect(url)
         raw = connect(url, decode=False)
         return cls(
             redis=redis,
-            cases=CaseStore(redis),
+            cases=CaseStore(redis, change_retention),
             platforms=PlatformStore(redis),
             credentials=CredentialStore(redis),
             flags=FlagStore(redis),

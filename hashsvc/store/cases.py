@@ -12,15 +12,16 @@ from redis.exceptions import WatchError
 
 from hashsvc.models import CaseRecord, CaseStatus, FlagStatus, HashEntry
 from hashsvc.store import keys
-from hashsvc.store.changes import append_add, append_remove
+from hashsvc.store.changes import DEFAULT_RETENTION, append_change
 from hashsvc.store.client import text, text_map
 
 
 class CaseStore:
     """Victim cases, their hashes in the per-signal banks, and their match history."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, change_retention: int = DEFAULT_RETENTION) -> None:
         self._redis = redis
+        self._retention = change_retention
 
     async def create(
         self, case_id: str, secret_verifier: str, entries: Sequence[HashEntry], *, videos: int = 0
@@ -45,7 +46,7 @@ class CaseStore:
             for hash_id, entry in zip(hash_ids, entries, strict=True):
                 tx.hset(keys.bank(entry.signal), str(hash_id), entry.code.hex())
                 tx.hset(keys.BANK_OWNER, str(hash_id), case_id)
-                append_add(tx, entry.signal, hash_id)
+                append_change(tx, "add", entry.signal, hash_id, self._retention)
             await tx.execute()
         return hash_ids
 
@@ -84,7 +85,7 @@ class CaseStore:
                     for hash_id, signal in hashes.items():
                         tx.hdel(keys.bank(signal), hash_id)
                         tx.hdel(keys.BANK_OWNER, hash_id)
-                        append_remove(tx, signal, int(hash_id))
+                        append_change(tx, "remove", signal, int(hash_id), self._retention)
                     for flag_id in flag_ids:
                         tx.hset(keys.flag(flag_id), "status", FlagStatus.WITHDRAWN.value)
                         tx.hdel(keys.flag(flag_id), "case_id")

@@ -8,6 +8,10 @@ Entries carry hash ids, never hash codes: a reader takes an added code from the 
 so once a case is withdrawn its hashes exist nowhere in Redis (nor, after the next AOF
 rewrite, on disk). An add whose code is already gone was withdrawn later in the stream and
 is read as a remove.
+
+The stream keeps about ``retention`` entries (older ones are trimmed as new ones come): a
+reader whose cursor entry was trimmed away (a paused process, a restore, a flush) is told so
+by ``since`` and rebuilds from a snapshot of the bank.
 """
 
 from __future__ import annotations
@@ -16,22 +20,29 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ResponseError
 
 from hashsvc.models import Change
 from hashsvc.store import keys
 from hashsvc.store.client import text, text_list, text_map
 
 START = "0-0"
+DEFAULT_RETENTION = 1_000_000
 _SCAN_BATCH = 10_000
 
 
-def append_add(tx: Pipeline, signal: str, hash_id: int) -> None:
-    tx.xadd(keys.CHANGES, {"op": "add", "signal": signal, "id": hash_id})
+class StreamGap(Exception):
+    """The stream no longer holds the reader's cursor entry: changes may have been missed."""
 
 
-def append_remove(tx: Pipeline, signal: str, hash_id: int) -> None:
-    tx.xadd(keys.CHANGES, {"op": "remove", "signal": signal, "id": hash_id})
+def append_change(tx: Pipeline, op: str, signal: str, hash_id: int, retention: int) -> None:
+    """Queue one change (``op`` "add" or "remove") in the caller's transaction, trimming
+    the stream to about ``retention`` entries."""
+    tx.xadd(
+        keys.CHANGES,
+        {"op": op, "signal": signal, "id": hash_id},
+        maxlen=retention,
+        approximate=True,
+    )
 
 
 class ChangeStream:
@@ -40,15 +51,6 @@ class ChangeStream:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def bounds(self) -> tuple[str, str] | None:
-        """(first entry id, last generated id) of the stream, None if it does not exist."""
-        try:
-            info = await self._redis.xinfo_stream(keys.CHANGES)
-        except ResponseError:  # no such key
-            return None
-        first = info.get("first-entry")
-        return (text(first[0]) if first else START, text(info["last-generated-id"]))
-
     async def head(self) -> str:
         """The id of the newest change (``START`` when there is none)."""
         last = await self._redis.xrevrange(keys.CHANGES, count=1)
@@ -56,8 +58,14 @@ class ChangeStream:
 
     async def since(self, cursor: str, count: int = 10_000) -> tuple[list[Change], str]:
         """Changes strictly after ``cursor`` (at most ``count``) and the new cursor; adds come
-        with their codes, read from the bank."""
-        entries = await self._redis.xrange(keys.CHANGES, min=f"({cursor}", count=count) or []
+        with their codes, read from the bank. Raises ``StreamGap`` when the cursor's own entry
+        is gone (entries are only ever trimmed from the old end, so its presence proves that
+        nothing after it was missed)."""
+        entries = await self._redis.xrange(keys.CHANGES, min=cursor, count=count + 1) or []
+        if cursor != START:
+            if not entries or text(entries[0][0]) != cursor:
+                raise StreamGap(cursor)
+            entries = entries[1:]
         parsed = [text_map(raw_fields) for _, raw_fields in entries]
         adds = [i for i, fields in enumerate(parsed) if fields["op"] == "add"]
         async with self._redis.pipeline(transaction=False) as pipe:

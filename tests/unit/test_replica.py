@@ -61,10 +61,42 @@ def test_replica_rebuilds_when_the_stream_is_replaced(redis_url: str) -> None:
                 r.hset(keys.BANK_OWNER, "7", "case_restored")
                 fields = {"op": "add", "signal": "pdq", "id": 7, "code": code(4).hex()}
                 r.xadd(keys.CHANGES, fields, id="1-1")
-            await asyncio.sleep(1.1)  # the continuity check runs at most once a second
             await replicas.catch_up()
             assert contains(replicas, code(4))
             assert not contains(replicas, code(3))
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_replica_left_behind_by_trimming_rebuilds_before_answering(redis_url: str) -> None:
+    """R7(b) in-process: a replica that did not read the stream while it was trimmed past its
+    cursor (a paused process) notices at its next lookup and rebuilds: a case withdrawn in the
+    gap never matches again, and nothing added in the gap is missed."""
+
+    async def scenario() -> None:
+        store = Store.open(redis_url, change_retention=10)
+        try:
+            withdrawn = "case_w" + "W" * 17
+            await store.cases.create(withdrawn, "v", [HashEntry("pdq", code(10))])
+            paused = ReplicaSet(store.changes, SIGNALS)
+            await paused.bootstrap()
+            await paused.catch_up()  # a lookup just before the pause
+            assert contains(paused, code(10))
+            await store.cases.withdraw(withdrawn)
+            for n in range(300):  # far past the retained range
+                await store.cases.create(
+                    f"case_{n:04d}" + "N" * 13, "v", [HashEntry("pdq", code(100 + n))]
+                )
+            with redis.Redis.from_url(redis_url) as r:
+                assert r.xlen(keys.CHANGES) < 301  # really trimmed
+            for _ in range(200):
+                await paused.catch_up()
+                assert not contains(paused, code(10))
+            assert paused.rebuilds == 1
+            assert len(paused.index("pdq")) == 300
+            assert all(contains(paused, code(100 + n)) for n in (0, 150, 299))
         finally:
             await store.close()
 
