@@ -100,6 +100,14 @@ class BadRequest(HashsvcError):
     status = 400
 
 
+class InvalidRequest(HashsvcError):
+    """A well-formed body that breaks the route's schema (an unknown field, a wrong type):
+    422 ``invalid_request``, as FastAPI answers for the bodies it validates itself."""
+
+    code = "invalid_request"
+    status = 422
+
+
 class FlagNotFound(HashsvcError):
     """Unknown flag, or a flag of another platform (indistinguishable)."""
 

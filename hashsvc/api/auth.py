@@ -26,11 +26,21 @@ from hashsvc.api.deps import StateDep
 from hashsvc.api.requestid import current_request_id
 from hashsvc.errors import CaseNotFound, Forbidden, NotAuthorized, RateLimited
 from hashsvc.models import CaseRecord, Credential, Platform, Scope
-from hashsvc.security import CASE_SECRET, token_kind, verifier
+from hashsvc.security import CASE_SECRET, TOKEN_PREFIX, token_kind, verifier
 from hashsvc.store.ratelimit import Rate
 
 _QUERY_CREDENTIALS = frozenset(
-    {"api_key", "apikey", "key", "token", "access_token", "secret", "auth", "authorization"}
+    {
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "key",
+        "token",
+        "access_token",
+        "secret",
+        "auth",
+        "authorization",
+    }
 )
 _bearer = HTTPBearer(auto_error=False, description="API key or case secret")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
@@ -64,10 +74,16 @@ async def _count_failure(state: StateDep, ip: str) -> None:
     await state.store.rate_limits.hit("auth_fail", ip, rate)
 
 
+def _is_credential(name: str, value: str) -> bool:
+    """A query parameter named like a credential (``api_key``, ``Api-Key``, ``token``, ...) or
+    carrying one under any name (every issued credential starts with ``hsk_``)."""
+    return name.lower().replace("-", "_") in _QUERY_CREDENTIALS or TOKEN_PREFIX in value
+
+
 def _presented_token(
     request: Request, credentials: HTTPAuthorizationCredentials | None, api_key: str | None
 ) -> str:
-    if any(name.lower() in _QUERY_CREDENTIALS for name in request.query_params):
+    if any(_is_credential(name, value) for name, value in request.query_params.multi_items()):
         raise NotAuthorized(
             "credentials are never accepted in the query string; "
             "send 'Authorization: Bearer <credential>'"

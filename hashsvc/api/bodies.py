@@ -14,14 +14,15 @@ from pydantic import BaseModel, ValidationError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from hashsvc.errors import BadRequest
+from hashsvc.errors import BadRequest, InvalidRequest
 
 _MAX_PARTS = 4
 Model = TypeVar("Model", bound=BaseModel)
 
 
 def parse_json(model: type[Model], body: bytes) -> Model:
-    """The body as ``model``; malformed JSON or a schema violation is a BadRequest."""
+    """The body as ``model``: malformed JSON is a BadRequest (400), a schema violation (an
+    unexpected field included) an InvalidRequest (422), as for the bodies FastAPI validates."""
     try:
         return model.model_validate(json.loads(body))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # bytes json.loads can't decode
@@ -29,7 +30,7 @@ def parse_json(model: type[Model], body: bytes) -> Model:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BadRequest(f"{where}: {first['msg']}") from exc
+        raise InvalidRequest(f"{where}: {first['msg']}") from exc
 
 
 async def read_body(request: Request) -> bytes:
