@@ -43,8 +43,11 @@ class AuditLog:
         )
 
     async def read(self, *, limit: int, before: str | None = None) -> list[AuditEntry]:
-        """The newest entries first, strictly before the entry id ``before`` when given."""
-        upper = f"({before}" if before else "+"
+        """The newest entries first, strictly before the entry id ``before`` (``ms-seq``, as
+        the API's pattern admits: any digits) when given."""
+        upper = "+" if before is None else _exclusive_upper(before)
+        if upper is None:
+            return []
         raw = await self._redis.xrevrange(keys.AUDIT, max=upper, min="-", count=limit)
         entries = []
         for entry_id, raw_fields in raw or []:
@@ -63,3 +66,20 @@ class AuditLog:
 
     async def count(self) -> int:
         return int(await self._redis.xlen(keys.AUDIT))
+
+
+_MAX_ID_PART = 2**64 - 1
+
+
+def _exclusive_upper(before: str) -> str | None:
+    """The XREVRANGE ``max`` for "strictly before ``before``", or None when nothing can be
+    (0-0). Parts past the largest stream id are clamped (Redis refuses them)."""
+    head, _, tail = before.partition("-")
+    millis, sequence = int(head), int(tail)
+    if millis > _MAX_ID_PART:
+        return "+"
+    if sequence > _MAX_ID_PART:
+        return f"{millis}-{_MAX_ID_PART}"
+    if millis == sequence == 0:
+        return None
+    return f"({millis}-{sequence}"

@@ -86,7 +86,7 @@ async def get_platform(platform_id: str, admin: AdminDep, state: StateDep) -> Pl
     "/platforms/{platform_id}/keys",
     status_code=status.HTTP_201_CREATED,
     response_model=KeyCreated,
-    responses=_ERRORS,
+    responses=error_responses(400, 401, 403, 404, 422, 429, 503),
 )
 async def issue_key(
     platform_id: str, body: KeyCreate, admin: AdminDep, state: StateDep, response: Response

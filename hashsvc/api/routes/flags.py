@@ -18,7 +18,8 @@ router = APIRouter(prefix="/v1/flags", tags=["flags"])
 MAX_PAGE = 100
 
 
-_CURSOR = r"^[0-9][0-9.e+-]{0,31}:f_[A-Za-z0-9_-]{1,64}$"
+# The repr of a float timestamp (as next_cursor writes it), a colon, a flag id.
+_CURSOR = r"^[0-9]{1,20}(\.[0-9]{1,20})?(e[+-][0-9]{1,3})?:f_[A-Za-z0-9_-]{1,64}$"
 
 
 def _position(cursor: str | None) -> tuple[float, str] | None:
@@ -52,7 +53,7 @@ async def list_flags(
 @router.post(
     "/{flag_id}/decision",
     response_model=FlagOut,
-    responses=error_responses(401, 403, 404, 409, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429, 503),
 )
 async def decide(flag_id: str, body: DecisionIn, platform: ReviewerDep, state: StateDep) -> FlagOut:
     """Report what was done with the flagged content; the victim's case shows it."""

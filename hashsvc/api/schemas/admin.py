@@ -17,7 +17,10 @@ class PlatformCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     scopes: list[PlatformScope] | None = Field(
-        default=None, max_length=3, description="Scopes of its first key (default scan, review)."
+        default=None,
+        min_length=1,
+        max_length=3,
+        description="Scopes of its first key (default scan, review).",
     )
     webhook_url: str | None = Field(default=None, max_length=2048)
 
@@ -25,7 +28,7 @@ class PlatformCreate(BaseModel):
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    scopes: list[PlatformScope] | None = Field(default=None, max_length=3)
+    scopes: list[PlatformScope] | None = Field(default=None, min_length=1, max_length=3)
 
 
 class KeyOut(BaseModel):

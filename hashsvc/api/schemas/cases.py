@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from hashsvc.api.schemas.common import HashItem
+from hashsvc.api.schemas.common import SubmittedHashItem
 
 
 class VideoItem(BaseModel):
@@ -12,13 +14,25 @@ class VideoItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    frames: list[HashItem]
+    frames: list[SubmittedHashItem]
+
+
+# At least one hash, as an image or as a video frame (the use case refuses an empty case).
+_NOT_EMPTY: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["hashes"], "properties": {"hashes": {"minItems": 1}}},
+        {
+            "required": ["videos"],
+            "properties": {"videos": {"contains": {"properties": {"frames": {"minItems": 1}}}}},
+        },
+    ]
+}
 
 
 class CaseCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_NOT_EMPTY)
 
-    hashes: list[HashItem] = Field(
+    hashes: list[SubmittedHashItem] = Field(
         default_factory=list, description="Image hashes computed on the victim's own device."
     )
     videos: list[VideoItem] = Field(
