@@ -90,6 +90,9 @@ def first_file_part(content_type: bytes, body: bytes) -> bytes:
         raise
     except Exception as exc:  # the parser raises several error types for bad framing
         raise BadRequest(f"malformed multipart body: {exc}") from exc
+    names = [parse_options_header(bytes(d))[1].get(b"name") for d, _ in collected.parts]
+    if any(name != b"file" for name in names):
+        raise BadRequest("unexpected form field: send only the media, as a 'file' field")
     for disposition, data in collected.parts:
         if b"filename=" in disposition:
             return bytes(data)
