@@ -56,6 +56,12 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(default=20 * MiB, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=10_000)
+    max_image_frames: int = Field(
+        default=500,
+        ge=1,
+        description="Frames or pages an image file may declare (animated GIF, APNG, WebP, "
+        "multi-page TIFF); only the first is decoded, the count is read from headers.",
+    )
     max_request_json_bytes: int = Field(default=1 * MiB, ge=1024)
     max_hashes_per_case: int = Field(default=2000, ge=1)
     max_hashes_per_scan: int = Field(default=500, ge=1)

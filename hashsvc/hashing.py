@@ -49,7 +49,10 @@ def hash_image(image: Image.Image) -> list[ComputedHash]:
 def hash_bytes(data: bytes, settings: Settings) -> list[ComputedHash]:
     """Decode image bytes within the configured limits and hash them with every signal."""
     image = decode_image(
-        data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
+        data,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_frames=settings.max_image_frames,
     )
     return hash_image(image)
 

@@ -19,11 +19,11 @@ Findings so far:
   claiming 1381653x32 pixels (44 Mpx) with RLE compression. Pillow decodes BMP RLE in
   Python (``BmpRleDecoder``), padding each end-of-line code one byte per loop iteration, so
   a few hundred bytes cost tens of millions of Python iterations; under atheris's
-  instrumentation of Pillow that took over 5 s, uninstrumented 1.9 s, then a clean
-  ``corrupt`` rejection (not enough data). Not fixed (``hashsvc.media`` is another
-  engineer's): bounded in production by the sandbox's CPU limit; this test pins a clean
-  rejection within the budget uninstrumented. (Until it is bounded, e.g. a lower pixel cap
-  for RLE BMPs, the fuzzer can report it again under instrumentation.)
+  instrumentation of Pillow that took over 5 s, uninstrumented 1.8 s, then a clean
+  ``corrupt`` rejection (not enough data). Fixed: RLE BMPs have their own pixel cap
+  (``MAX_RLE_BMP_PIXELS``, 2048x2048), checked from the header, so this file is now refused as
+  ``too_many_pixels`` before any pixel is decoded (tests/unit/test_media.py covers real RLE8
+  and RLE4 files and the cap's boundary).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ DECODED_SIZE = {
     "gif-canvas-12048x3072": [12_048, 3_072],
     "gif-canvas-12048x3072-minimized": [12_048, 3_072],
 }
+REJECTED_AS = {"bmp-rle-1381653x32": "too_many_pixels"}  # from the header, nothing decoded
 
 _REPLAY = """
 import json, resource, sys, time
@@ -114,4 +115,4 @@ def test_finding_decodes_cleanly_within_the_fuzzing_budget(name: str) -> None:
         assert outcome.get("mode") == "RGB", outcome
         assert outcome["size"] == DECODED_SIZE[name], outcome
     else:
-        assert outcome.get("rejected") == "corrupt", outcome
+        assert outcome.get("rejected") == REJECTED_AS[name], outcome

@@ -4,7 +4,10 @@ orientation, animation and colour modes."""
 from __future__ import annotations
 
 import io
+import json
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,16 @@ import pytest
 from PIL import Image
 
 from fixtures import hostile
+from hashsvc.config import Settings
 from hashsvc.errors import MediaRejected, MediaTooLarge
+from hashsvc.hashing import hash_bytes
 from hashsvc.media import ALLOWED_FORMATS, decode_image
-from hashsvc.media.images import DEFAULT_MAX_FRAMES, gif_frame_count, tiff_page_count
+from hashsvc.media.images import (
+    DEFAULT_MAX_FRAMES,
+    MAX_RLE_BMP_PIXELS,
+    gif_frame_count,
+    tiff_page_count,
+)
 
 IMAGES_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "images"
 MAX_BYTES = 20 * 1024 * 1024
@@ -223,6 +233,113 @@ def test_16_bit_grayscale_is_scaled_to_8_bits() -> None:
     assert np.array_equal(pixels(image)[..., 0], np.arange(256).reshape(16, 16))
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_16_bit_byte_orders_keep_the_high_byte(fmt: str) -> None:
+    """PNG stores 16-bit samples big-endian (Pillow: I;16B or I;16), TIFF as written (I;16)."""
+    rng = np.random.default_rng(16)
+    samples = rng.integers(0, 65536, size=(24, 40), dtype=np.uint16)
+    image = decode(hostile.encode(Image.fromarray(samples), fmt))
+    assert np.array_equal(pixels(image)[..., 1], samples >> 8)
+
+
+_MEMORY_PROBE = """
+import json, struct, sys, zlib
+from hashsvc.media import decode_image
+
+def status_kib(field):  # Linux: VmRSS (resident now), VmHWM (peak resident)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+side = int(sys.argv[1])  # a 16-bit grey ramp, streamed row by row: the probe itself stays small
+row = b"\\x00" + b"".join((x * 65535 // (side - 1)).to_bytes(2, "big") for x in range(side))
+packer = zlib.compressobj(9)
+idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+header = struct.pack(">IIBBBBB", side, side, 16, 0, 0, 0, 0)
+chunks = chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+data = b"\\x89PNG\\r\\n\\x1a\\n" + chunks
+before = status_kib("VmRSS")
+image = decode_image(data, max_bytes=len(data), max_pixels=side * side)
+after = status_kib("VmHWM")
+print(json.dumps({"bytes": len(data), "mode": image.mode, "growth_kib": after - before}))
+"""
+
+
+def test_16_bit_decode_memory_is_bounded() -> None:
+    """A 16-bit 4000x4000 PNG (16 Mpx): resident memory grows by less than 12 bytes a pixel
+    (the 16-bit image, its uint16 copy and shift, the 8-bit and RGB results: 9 measured). The
+    int64 path this replaced grew by 26 (4000x4000: +398 MB, now +139 MB; 7000x7000: +1,216 MB
+    in 4.3 s, now +422 MB in 0.8 s)."""
+    side = 4000
+    result = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(side)],
+        capture_output=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    outcome = json.loads(result.stdout.decode().splitlines()[-1])
+    print(f"\n16-bit {side}x{side} PNG decode: {outcome}")
+    assert outcome["mode"] == "RGB"
+    assert outcome["growth_kib"] * 1024 < 12 * side * side, outcome
+
+
+def rle_bmp(width: int, height: int, rows: list[bytes], *, rle4: bool) -> bytes:
+    """An RLE8 (compression 1) or RLE4 (2) BMP: 16-colour palette, ``rows`` of RLE codes
+    (bottom row first), each ended by end-of-line, then end-of-bitmap. Pillow writes none."""
+    palette = b"".join(bytes((17 * i, 255 - 17 * i, 8 * i, 0)) for i in range(16))
+    codes = b"".join(row + b"\x00\x00" for row in rows) + b"\x00\x01"
+    offset = 14 + 40 + len(palette)
+    info = struct.pack(
+        "<IiiHHIIiiII", 40, width, height, 1, 4 if rle4 else 8, 2 if rle4 else 1, len(codes),
+        2835, 2835, 16, 0,
+    )  # fmt: skip
+    header = b"BM" + struct.pack("<IHHI", offset + len(codes), 0, 0, offset)
+    return header + info + palette + codes
+
+
+def test_rle_bmps_decode() -> None:
+    # RLE8: rows of runs (count, colour index); RLE4: runs alternate two indices per byte.
+    rows8 = [bytes((3, y % 16, 5, (y + 1) % 16)) for y in range(6)]
+    image = decode(rle_bmp(8, 6, rows8, rle4=False))
+    expected = plain_decode(rle_bmp(8, 6, rows8, rle4=False))
+    assert image.size == (8, 6)
+    assert np.array_equal(pixels(image), pixels(expected))
+    indices = np.asarray(Image.open(io.BytesIO(rle_bmp(8, 6, rows8, rle4=False))))
+    assert indices[-1].tolist() == [0, 0, 0, 1, 1, 1, 1, 1]  # bottom-up: the first row is last
+    rows4 = [bytes((7, 0x12)) for _ in range(5)]
+    image = decode(rle_bmp(7, 5, rows4, rle4=True))
+    indices = np.asarray(Image.open(io.BytesIO(rle_bmp(7, 5, rows4, rle4=True))))
+    assert indices[0].tolist() == [1, 2, 1, 2, 1, 2, 1]
+    assert np.array_equal(pixels(image), pixels(plain_decode(rle_bmp(7, 5, rows4, rle4=True))))
+
+
+@pytest.mark.parametrize("rle4", [False, True])
+def test_rle_bmp_pixel_cap(rle4: bool) -> None:
+    """RLE BMPs (decoded by Pillow in Python) have their own, lower cap, checked from the
+    header: inclusive at 2048x2048, refused above it even under ``max_pixels``."""
+    assert MAX_RLE_BMP_PIXELS == 2048 * 2048 < MAX_PIXELS
+    run = bytes((255, 0x12)) * 8 + bytes((8, 0x12))  # 2048 pixels
+    assert decode(rle_bmp(2048, 2048, [run] * 2048, rle4=rle4)).size == (2048, 2048)
+    # The B5 finding's shape: a few codes, a huge claimed row (one pixel, then end-of-line).
+    error = reject(rle_bmp(1_381_653, 32, [bytes((1, 1))] * 32, rle4=rle4))
+    assert type(error) is MediaTooLarge
+    assert error.reason == "too_many_pixels"
+    assert f"the limit is {MAX_RLE_BMP_PIXELS} pixels for an RLE-compressed BMP" in str(error)
+    assert reject(rle_bmp(2049, 2048, [run] * 2048, rle4=rle4)).reason == "too_many_pixels"
+    # A lower general limit still applies to them.
+    assert reject(rle_bmp(64, 64, [], rle4=rle4), max_pixels=4095).reason == "too_many_pixels"
+
+
+def test_uncompressed_bmps_keep_the_general_pixel_cap() -> None:
+    big = Image.new("1", (2100, 2100), 1)  # 4.4 Mpx, above the RLE cap; 1 bit a pixel
+    data = hostile.encode(big, "BMP")
+    assert decode(data).size == (2100, 2100)
+
+
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
 def test_transparency_is_dropped_without_warning(small: Image.Image, mode: str) -> None:
     source = small.convert(mode)
@@ -286,3 +403,15 @@ def test_frame_counters_are_bounded() -> None:
     entries = struct.unpack_from("<H", looped, first)[0]
     struct.pack_into("<I", looped, first + 2 + 12 * entries, first)  # the IFD points at itself
     assert tiff_page_count(bytes(looped), stop=100) == 1
+
+
+def test_frame_cap_is_a_setting() -> None:
+    """``Settings.max_image_frames`` reaches the decoder through ``hash_bytes`` (every scan
+    path, the CLI and the sandbox hash with it)."""
+    assert Settings().max_image_frames == DEFAULT_MAX_FRAMES
+    gif = hostile.many_frames_gif(5)
+    assert {h.signal for h in hash_bytes(gif, Settings(max_image_frames=5))} == {"pdq", "phash"}
+    with pytest.raises(MediaTooLarge) as caught:
+        hash_bytes(gif, Settings(max_image_frames=4))
+    assert caught.value.reason == "too_many_frames"
+    assert "the limit is 4" in caught.value.message
