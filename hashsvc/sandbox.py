@@ -93,6 +93,18 @@ def _error_message(exc: BaseException) -> tuple[Any, ...]:
     return ("error", f"{type(exc).__name__}: {exc}")
 
 
+CRASH_MARKER_ENV = "HASHSVC_TEST_CRASH_MARKER"
+
+
+def _crash_if_marked(args: tuple[Any, ...]) -> None:
+    """Test hook for R4's crasher: when ``HASHSVC_TEST_CRASH_MARKER`` is set in the child's
+    environment, a task whose bytes contain it aborts the child as a decoder bug would (no
+    real input crashes our decoders). Unset, as in production, it does nothing."""
+    marker = os.environ.get(CRASH_MARKER_ENV, "").encode()
+    if marker and any(isinstance(arg, bytes) and marker in arg for arg in args):
+        os.abort()
+
+
 def child_main() -> None:
     """Entry point of a child: ``python -c ... FD MEMORY_BYTES CPU_S`` (see ``_Child``)."""
     fd, memory_bytes, cpu_s = (int(arg) for arg in sys.argv[1:4])
@@ -113,6 +125,7 @@ def _serve(conn: Connection, memory_bytes: int, cpu_s: int) -> None:
         if task is None:
             return
         func, args = task
+        _crash_if_marked(args)
         _arm_cpu_limit(cpu_s)
         try:
             reply: tuple[Any, ...] = ("ok", func(*args))

@@ -3,8 +3,10 @@
 take a delivery (a reclaimed entry idle past the visibility timeout first, else a new one) ->
 bump the job's fencing token -> load the media -> hash (in a thread) -> match -> commit result,
 flags, status and acknowledgement in one atomic step. A clean rejection of the media fails the
-job at once (the same bytes would fail again); any other error leaves the entry pending, to be
-retried after the visibility timeout, and dead-lettered after ``job_max_deliveries``.
+job at once (the same bytes would fail again); any other error, a decoder crash or timeout
+included, leaves the entry pending, to be retried after the visibility timeout, and the job is
+failed and dead-lettered by its ``job_max_deliveries``-th failed attempt. (A worker killed
+during that attempt leaves one more delivery, which only records the failure.)
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ _OUTAGE_PAUSE_S = 0.5
 
 class PermanentFailure(Exception):
     """The job cannot succeed on a retry (bad media, expired upload, forbidden URI)."""
+
+
+class TransientFailure(Exception):
+    """The decoder crashed or ran out of time: retried, dead-lettered after the last delivery."""
+
+
+_TRANSIENT_REASONS = frozenset({"decoder_crashed", "decoder_timeout"})
 
 
 class ScanWorker:
@@ -129,9 +138,20 @@ class ScanWorker:
             return await self.store.jobs.commit_failed(
                 job.job_id, entry_id, attempt, str(exc), deliveries
             )
-        except Exception as exc:  # the job boundary: record, leave pending for a retry
-            logger.warning("job %s attempt %d failed", job.job_id, attempt, exc_info=exc)
-            await self.store.jobs.record_retry(job.job_id, attempt, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # the job boundary: retry, or give up on the last delivery
+            error = (
+                str(exc) if isinstance(exc, TransientFailure) else f"{type(exc).__name__}: {exc}"
+            )
+            logger.warning("job %s attempt %d failed: %s", job.job_id, attempt, error)
+            if deliveries >= self.settings.job_max_deliveries:
+                return await self.store.jobs.commit_failed(
+                    job.job_id,
+                    entry_id,
+                    attempt,
+                    f"gave up after {deliveries} attempts: {error}",
+                    deliveries,
+                )
+            await self.store.jobs.record_retry(job.job_id, attempt, error)
             return "retry"
 
     @contextlib.asynccontextmanager
@@ -165,6 +185,8 @@ class ScanWorker:
                 )
             return await anyio.to_thread.run_sync(hash_media_sandboxed, source, self.settings)
         except MediaRejected as exc:
+            if exc.reason in _TRANSIENT_REASONS:  # may pass on a less loaded machine
+                raise TransientFailure(f"{exc.reason}: {exc.message}") from exc
             raise PermanentFailure(f"{exc.reason}: {exc.message}") from exc
         except HashsvcError as exc:
             raise PermanentFailure(exc.message) from exc

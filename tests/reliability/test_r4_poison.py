@@ -1,9 +1,11 @@
-"""R4 (quick form): poison jobs fail with a reason, good jobs keep flowing, and the worker
-process survives, because media is decoded in sandboxed child processes.
+"""R4 (quick form): poison jobs go to the dead letters with their reason, good jobs keep flowing,
+and the worker process survives, because media is decoded in sandboxed child processes.
 
-The crasher of R4 (a decoder that aborts or segfaults) has no real input that crashes our
-decoders, and production code has no crash hook: the crash path is covered at the unit level
-(tests/unit/test_sandbox.py). Here: a corrupt file and a job past the sandbox timeout."""
+Three poisons: a corrupt file (fails at once: the same bytes would fail again), a crasher (the
+decode child aborts, through the sandbox's test hook: no real input crashes our decoders) and
+a hang (past the sandbox's wall-clock timeout). Crashes and hangs may be transient, so they
+are retried and dead-lettered at the third delivery; no job is delivered more than three
+times."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ import redis
 
 from fixtures.hostile import truncated_jpeg
 from fixtures.make_variants import encode, load_photo
+from hashsvc.sandbox import CRASH_MARKER_ENV
 from hashsvc.store import keys
 from tests.helpers import PHOTOS, bearer, reupload, upload
 from tests.workers import conftest as worker_conftest
 from tests.workers.conftest import Workers, wait_finished
 
 SANDBOX_TIMEOUT_S = 1.5
+CRASH_MARKER = "r4-crash-marker-3f9c"
 GOOD_JOBS = 20
 
 
@@ -45,26 +49,34 @@ def test_r4_poison_jobs_fail_good_jobs_flow_worker_survives(
     monkeypatch.setitem(
         worker_conftest.WORKER_ENV, "HASHSVC_SANDBOX_TIMEOUT_S", str(SANDBOX_TIMEOUT_S)
     )
+    monkeypatch.setitem(worker_conftest.WORKER_ENV, CRASH_MARKER_ENV, CRASH_MARKER)
     worker = workers.start()
     names = sorted(PHOTOS)
     good_data = [reupload(names[n % len(names)]) for n in range(GOOD_JOBS)]
     good = [enqueue(client, api_key, data) for data in good_data[:10]]
     corrupt = enqueue(client, api_key, truncated_jpeg(reupload("coffee")))
+    crasher = enqueue(client, api_key, reupload("chelsea") + CRASH_MARKER.encode())
     hang = enqueue(client, api_key, slow_photo())
     good += [enqueue(client, api_key, data) for data in good_data[10:]]
 
-    final = wait_finished(client, api_key, [*good, corrupt, hang], timeout=90)
+    final = wait_finished(client, api_key, [*good, corrupt, crasher, hang], timeout=120)
 
     assert [final[job]["status"] for job in good] == ["done"] * GOOD_JOBS
     assert final[corrupt]["status"] == "failed"
     assert final[corrupt]["attempts"] == 1
     assert final[corrupt]["error"].startswith("corrupt")
+    assert final[crasher]["status"] == "failed"
+    assert final[crasher]["attempts"] == 3
+    assert final[crasher]["error"].startswith("gave up after 3 attempts: decoder_crashed")
+    assert "SIGABRT" in final[crasher]["error"]
     assert final[hang]["status"] == "failed"
-    assert final[hang]["attempts"] == 1
-    assert final[hang]["error"].startswith("decoder_timeout")
+    assert final[hang]["attempts"] == 3
+    assert final[hang]["error"].startswith("gave up after 3 attempts: decoder_timeout")
     assert f"{SANDBOX_TIMEOUT_S:g} s" in final[hang]["error"]
     with redis.Redis.from_url(redis_url, decode_responses=True) as r:
         dead = {e[1]["job_id"]: e[1] for e in r.xrange(keys.DEAD_JOBS)}
-    assert set(dead) == {corrupt, hang}
+    assert set(dead) == {corrupt, crasher, hang}
+    deliveries = {job: int(dead[job]["deliveries"]) for job in dead}
+    assert deliveries == {corrupt: 1, crasher: 3, hang: 3}  # never more than 3
     assert worker.poll() is None, workers.logs()  # the worker process never died
     assert " ready" in workers.logs()

@@ -215,7 +215,9 @@ def test_job_that_keeps_failing_is_dead_lettered_after_the_retry_limit(
     assert final[poison]["error"].startswith("gave up after 3 attempts")
     with redis.Redis.from_url(redis_url, decode_responses=True) as r:
         [(_, dead)] = r.xrange(keys.DEAD_JOBS)
-    assert (dead["job_id"], dead["deliveries"]) == (poison, "4")
+    # Failed by its 3rd attempt; a 4th delivery only if the worker itself died in the 3rd.
+    assert dead["job_id"] == poison
+    assert dead["deliveries"] in ("3", "4")
     assert stream_is_drained(redis_url)
 
 
