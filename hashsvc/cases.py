@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hashsvc.config import Settings
-from hashsvc.errors import BadRequest, CaseNotFound, InvalidHash, LowInformationHash, UnknownSignal
+from hashsvc.errors import (
+    BadRequest,
+    CaseNotFound,
+    HashsvcError,
+    InvalidHash,
+    LowInformationHash,
+    UnknownSignal,
+)
 from hashsvc.models import CaseRecord, HashEntry
 from hashsvc.security import is_case_id, new_case_id, new_case_secret, verifier, verify
 from hashsvc.signals import get_signal
@@ -18,6 +25,14 @@ from hashsvc.store import Store
 
 # Compared against when the case id is unknown, so both paths do the same work.
 _DUMMY_VERIFIER = verifier("hashsvc-no-such-case")
+
+
+class TooManyHashes(HashsvcError):
+    """More hashes in one request than the limit: a well-formed request with an unacceptable
+    value (422), naming the limit."""
+
+    code = "too_many_hashes"
+    status = 422
 
 
 @dataclass(frozen=True)
@@ -43,15 +58,28 @@ def validate_hashes(
     check_information: bool,
     where: str = "hashes",
     skip_low_information: bool = False,
+    seen: dict[HashEntry, str] | None = None,
 ) -> list[HashEntry]:
-    """Parse and check hashes; duplicates are dropped, order kept. With
-    ``skip_low_information`` (video frames: fades and black frames are expected), low-information
-    hashes are left out instead of refusing the request."""
+    """Parse and check hashes, order kept. A hash repeated (codes compared, not hex text) is
+    refused if ``seen`` is given (``hashes[3]: duplicate of hashes[1]``; ``seen`` maps each hash
+    to where it was first given, and may be shared between calls), else left out. With
+    ``skip_low_information`` (video frames: fades and black frames are expected),
+    low-information hashes are left out instead of refusing the request."""
     entries: dict[HashEntry, None] = {}
     for position, item in enumerate(items):
+        here = f"{where}[{position}]"
         try:
             signal = get_signal(item.signal)
             code = signal.parse_hex(item.hex)
+            entry = HashEntry(signal.name, code)
+            if seen is not None:
+                if entry in seen:
+                    raise InvalidHash(
+                        f"duplicate of {seen[entry]}: each picture hash may be given once"
+                    )
+                seen[entry] = here
+            elif entry in entries:
+                continue
             if check_information:
                 signal.check_information(
                     code,
@@ -62,27 +90,36 @@ def validate_hashes(
         except LowInformationHash as exc:
             if skip_low_information:
                 continue
-            raise LowInformationHash(f"{where}[{position}]: {exc.message}") from exc
+            raise LowInformationHash(f"{here}: {exc.message}") from exc
         except (UnknownSignal, InvalidHash) as exc:
-            raise type(exc)(f"{where}[{position}]: {exc.message}") from exc
-        entries[HashEntry(signal.name, code)] = None
+            raise type(exc)(f"{here}: {exc.message}") from exc
+        entries[entry] = None
     return list(entries)
 
 
-def check_count(count: int, limit: int) -> None:
+def check_count(count: int, limit: int, *, what: str = "hashes") -> None:
+    """Refuse an empty list (400) and more than ``limit`` items (422 naming the limit)."""
     if count == 0:
         raise BadRequest("the list of hashes is empty")
     if count > limit:
-        raise BadRequest(f"{count} hashes submitted; at most {limit} are accepted at once")
+        raise TooManyHashes(f"{what}: {count} hashes in one request; at most {limit} are accepted")
 
 
 def validate_submission(
     images: Sequence[SubmittedHash], videos: Sequence[Sequence[SubmittedHash]], settings: Settings
 ) -> list[HashEntry]:
     """A case's hashes: image hashes must all be usable; a video's low-information frames are
-    dropped, but a video with no usable frame is refused."""
-    check_count(len(images) + sum(len(v) for v in videos), settings.max_hashes_per_case)
-    entries = validate_hashes(images, settings, check_information=True)
+    dropped, but a video with no usable frame is refused. At most ``max_hashes_per_case`` items
+    in all, pictures' hashes and video frames' hashes counted together, as sent (the page sends
+    at most 120 per video: 60 frames, 2 signals). A picture hash given twice is refused; a
+    video frame's hash that repeats an earlier one (a still scene sampled twice, a frame equal
+    to a picture) is merged with it, as a video's flat frames are dropped."""
+    check_count(
+        len(images) + sum(len(v) for v in videos),
+        settings.max_hashes_per_case,
+        what="hashes and videos[].frames together",
+    )
+    entries = validate_hashes(images, settings, check_information=True, seen={})
     for number, frames in enumerate(videos):
         where = f"videos[{number}].frames"
         usable = validate_hashes(

@@ -63,7 +63,12 @@ class Settings(BaseSettings):
         "multi-page TIFF); only the first is decoded, the count is read from headers.",
     )
     max_request_json_bytes: int = Field(default=1 * MiB, ge=1024)
-    max_hashes_per_case: int = Field(default=2000, ge=1)
+    max_hashes_per_case: int = Field(
+        default=1000,
+        ge=1,
+        description="Hashes in one case submission, pictures' hashes and video frames' hashes "
+        "counted together (the web page sends at most 120 per video).",
+    )
     max_hashes_per_scan: int = Field(default=500, ge=1)
     change_stream_retention: int = Field(
         default=1_000_000,

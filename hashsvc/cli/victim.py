@@ -56,8 +56,22 @@ def submit_command(files: Files, server: Server = None) -> None:
     """Hash images and videos on this device and submit only the hashes as a new case."""
     with reported_errors():
         hashed = _hash_files(files)
-        images = [h for _, m in hashed if m.kind == "image" for h in m.frames[0]]
-        videos = [[h for frame in m.frames for h in frame] for _, m in hashed if m.kind == "video"]
+        seen: set[tuple[str, bytes]] = set()
+
+        def once(hashes: list[ComputedHash]) -> list[ComputedHash]:
+            """Each hash sent once (the API refuses repeats: a file given twice, a still scene)."""
+            kept = []
+            for h in hashes:
+                if (h.signal, h.code) not in seen:
+                    seen.add((h.signal, h.code))
+                    kept.append(h)
+            return kept
+
+        images = once([h for _, m in hashed if m.kind == "image" for h in m.frames[0]])
+        videos = [
+            once([h for frame in m.frames for h in frame]) for _, m in hashed if m.kind == "video"
+        ]
+        videos = [video for video in videos if video]
 
         def submitted(hashes: list[ComputedHash]) -> list[SubmittedHash]:
             return [SubmittedHash(h.signal, h.hex, h.quality) for h in hashes]

@@ -375,7 +375,11 @@ function errorLines(error) {
   if (error.code === "case_not_found") {
     return [t("error.notFound")];
   }
-  const lines = error.code === "low_information_hash" ? [t("error.lowInfo")] : [];
+  const explained = new Map([
+    ["low_information_hash", "error.lowInfo"],
+    ["too_many_hashes", "error.tooMany"],
+  ]);
+  const lines = explained.has(error.code) ? [t(explained.get(error.code))] : [];
   lines.push(t("error.server", { message: error.message }));
   return lines;
 }

@@ -161,6 +161,9 @@ export const MESSAGES = {
       "The service refused a fingerprint that carries too little information (flat or nearly " +
       "flat picture). That file is marked in the list above and will not be sent; you can " +
       "send the others.",
+    "error.tooMany":
+      "Too many fingerprints for one case. Send fewer pictures or videos now, and the others " +
+      "as another case.",
     "error.server": "The service answered: {message}",
     "error.missing": "Please fill in both the case number and the secret code.",
 
@@ -337,6 +340,9 @@ export const MESSAGES = {
       "Le service a refusé une empreinte qui contient trop peu d'informations (image unie ou " +
       "presque). Ce fichier est signalé dans la liste ci-dessus et ne sera pas envoyé ; vous " +
       "pouvez envoyer les autres.",
+    "error.tooMany":
+      "Trop d'empreintes pour un seul dossier. Envoyez moins d'images ou de vidéos maintenant, " +
+      "et les autres dans un autre dossier.",
     "error.server": "Réponse du service : {message}",
     "error.missing": "Merci de saisir le numéro de dossier et le code secret.",
 

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from fixtures.make_variants import load_photo
+from hashsvc.config import Settings
 from hashsvc.signals import hash_all
-from tests.browser.conftest import VIEWPORT, WebPage
+from tests.browser.conftest import VIEWPORT, PageLog, WebPage
 from tests.browser.hashes import hamming, python_hashes
 from tests.browser.media import (
     PHOTOS,
@@ -27,6 +28,7 @@ from tests.browser.media import (
     write_video,
 )
 from tests.helpers import bearer, reupload, upload
+from tests.live import start_service
 
 HEX = frozenset("0123456789abcdef")
 # Chromium and FFmpeg decode VP8 alike but convert YUV to RGB slightly differently.
@@ -357,3 +359,25 @@ def test_flat_video_frames_are_dropped_by_the_server(web: WebPage, tmp_path: Pat
     [sent] = body["videos"]
     received = int(lead.inner_text().split()[0])
     assert 0 < received < len(sent["frames"])  # the gradient's frames were left out
+
+
+def test_too_many_fingerprints_are_explained(
+    browser: Browser, settings: Settings, redis_url: str
+) -> None:
+    """Over the server's per-case limit (1,000 by default; 3 here, so two pictures exceed it)
+    the page explains in the visitor's language and shows the server's message."""
+    small = start_service(settings.model_copy(update={"max_hashes_per_case": 3}), redis_url)
+    context = browser.new_context(viewport=VIEWPORT, locale="en-GB")
+    try:
+        web = WebPage(context.new_page(), PageLog(), small)
+        web.page.on("console", web.log.on_console)
+        page = web.open()
+        choose(page, PHOTOS["coffee"], PHOTOS["chelsea"])
+        page.get_by_role("button", name="Send the fingerprints").click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("Too many fingerprints for one case")
+        expect(alert).to_contain_text("4 hashes in one request; at most 3 are accepted")
+        assert web.log.errors == []
+    finally:
+        context.close()
+        small.stop()

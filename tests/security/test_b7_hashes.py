@@ -168,27 +168,74 @@ def test_bad_hash_refuses_the_whole_case(
     assert bank_size(redis_url) == 0  # nothing accepted, not even the good items
 
 
-@pytest.mark.xfail(
-    strict=True, reason="hashsvc/cases.py drops duplicates silently (201); B7 wants a 422"
+@pytest.mark.parametrize(
+    ("name", "where", "first"),
+    [("same-text", "hashes[2]", "hashes[1]"), ("upper-case", "hashes[2]", "hashes[1]")],
 )
 def test_duplicate_hashes_are_refused(
+    client: httpx.Client,
+    redis_url: str,
+    good_items: list[dict[str, Any]],
+    name: str,
+    where: str,
+    first: str,
+) -> None:
+    again = dict(good_items[1])
+    if name == "upper-case":  # the same code in another spelling is the same hash
+        again["hash"] = again["hash"].upper()
+    response = submit(client, [*good_items, again])
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_hash"
+    assert error["message"].startswith(f"{where}: duplicate of {first}"), error["message"]
+    assert "given once" in error["message"]
+    assert bank_size(redis_url) == 0
+
+
+def test_repeated_video_frames_are_merged(
     client: httpx.Client, redis_url: str, good_items: list[dict[str, Any]]
 ) -> None:
-    assert submit(client, [*good_items, good_items[1]]).status_code == 422
-    assert bank_size(redis_url) == 0
+    """A video's sampled frames repeat hashes (a still scene), possibly a picture's too: they
+    are merged, not refused (the API documents it; the picture list alone must be unique)."""
+    other = {"signal": "phash", "hash": code_with_bits(64, 32, seed=50)}
+    frames = [other, good_items[0], other, good_items[1]]
+    response = client.post("/v1/cases", json={"hashes": good_items, "videos": [{"frames": frames}]})
+    assert response.status_code == 201, response.text
+    assert response.json()["hash_count"] == len(good_items) + 1
+    assert bank_size(redis_url) == len(good_items) + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="max_hashes_per_case is 2,000 and check_count answers 400; B7 (and S5) want 422 "
-    "above 1,000 (hashsvc/cases.py and config, not owned here)",
-)
-def test_more_than_1000_hashes_are_refused(client: httpx.Client, redis_url: str) -> None:
-    items = [{"signal": "phash", "hash": code_with_bits(64, 32, seed=100 + n)} for n in range(1001)]
-    response = submit(client, items)
+def phash_items(count: int, seed: int) -> list[dict[str, Any]]:
+    return [
+        {"signal": "phash", "hash": code_with_bits(64, 32, seed=seed + n)} for n in range(count)
+    ]
+
+
+def test_more_than_1000_hashes_are_refused(
+    client: httpx.Client, redis_url: str, settings: Settings
+) -> None:
+    assert settings.max_hashes_per_case == 1000  # the default (tests do not override it)
+    response = submit(client, phash_items(1001, seed=100))
     assert response.status_code == 422, response.text
-    assert "1000" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["code"] == "too_many_hashes"
+    assert "1001 hashes" in error["message"]
+    assert "at most 1000 are accepted" in error["message"]
     assert bank_size(redis_url) == 0
+    # Video frames count with the pictures' hashes: 1 + 1000 is over the limit too.
+    items = phash_items(1001, seed=3000)
+    body = {"hashes": items[:1], "videos": [{"frames": items[1:]}]}
+    response = client.post("/v1/cases", json=body)
+    assert response.status_code == 422, response.text
+    assert "hashes and videos[].frames together" in response.json()["error"]["message"]
+    assert bank_size(redis_url) == 0
+
+
+def test_exactly_1000_hashes_are_accepted(client: httpx.Client, redis_url: str) -> None:
+    response = submit(client, phash_items(1000, seed=100))
+    assert response.status_code == 201, response.text
+    assert response.json()["hash_count"] == 1000
+    assert bank_size(redis_url) == 1000
 
 
 @pytest.mark.parametrize("name", sorted(PHOTOS))
