@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from hashsvc.config import Settings
-from hashsvc.errors import BadRequest, JobNotFound, Overloaded
+from hashsvc.errors import BadRequest, HashsvcError, JobNotFound, Overloaded
 from hashsvc.models import JobStatus, Platform, ScanJob
 from hashsvc.security import new_job_id
 from hashsvc.store import Store
@@ -22,18 +22,26 @@ from hashsvc.store import Store
 RETRY_AFTER_S = 5
 
 
+class UriNotAllowed(HashsvcError):
+    """A well-formed job request whose URI may not be read (422): no file root, another
+    scheme or host, outside the root once resolved, not a regular file."""
+
+    code = "uri_not_allowed"
+    status = 422
+
+
 def confine_uri(uri: str, file_root: str | None) -> Path:
     """The local path a file:// URI names, if it is a regular file under ``file_root``."""
     if file_root is None:
-        raise BadRequest("this platform has no file root configured: upload the media instead")
+        raise UriNotAllowed("this platform has no file root configured: upload the media instead")
     parts = urlsplit(uri)
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-        raise BadRequest("only file:// URIs on this host are accepted")
+        raise UriNotAllowed("only file:// URIs on this host are accepted")
     real = os.path.realpath(unquote(parts.path))
     if os.path.commonpath([real, file_root]) != file_root:
-        raise BadRequest("the URI points outside this platform's file root")
+        raise UriNotAllowed("the URI points outside this platform's file root")
     if not os.path.isfile(real):
-        raise BadRequest("the URI does not name a regular file")
+        raise UriNotAllowed("the URI does not name a regular file")
     return Path(real)
 
 

@@ -172,7 +172,7 @@ def test_poison_jobs_fail_cleanly_and_workers_keep_serving(
         json={"uri": (tmp_path / "a_directory").as_uri()},
         headers=bearer(api_key),
     )
-    assert unreadable.status_code == 400  # a directory is refused at enqueue already
+    assert unreadable.status_code == 422  # a directory is refused at enqueue already
     good_file = tmp_path / "rocket.jpg"
     good_file.write_bytes(reupload("rocket"))
     by_uri = client.post("/v1/scan/jobs", json={"uri": good_file.as_uri()}, headers=bearer(api_key))
@@ -259,12 +259,14 @@ def test_job_api_errors(
     no_root = client.post(
         "/v1/scan/jobs", json={"uri": "file:///etc/passwd"}, headers=bearer(api_key)
     )
-    assert no_root.status_code == 400
+    assert no_root.status_code == 422
+    assert no_root.json()["error"]["code"] == "uri_not_allowed"
     rooted = make_platform_with_root(settings, redis_url, "Rooted", tmp_path)
     (tmp_path / "link").symlink_to("/etc/passwd")
     for uri in ("file:///etc/passwd", (tmp_path / "link").as_uri(), "http://example.org/a.jpg"):
         response = client.post("/v1/scan/jobs", json={"uri": uri}, headers=bearer(rooted))
-        assert response.status_code == 400, uri
+        assert response.status_code == 422, uri
+        assert response.json()["error"]["code"] == "uri_not_allowed", uri
     empty = client.post(
         "/v1/scan/jobs", content=b"", headers={**bearer(api_key), "content-type": "video/mp4"}
     )
