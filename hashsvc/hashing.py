@@ -3,8 +3,10 @@ then every registered signal. Synchronous and CPU-bound: async callers run it in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from PIL import Image
 
@@ -35,10 +37,18 @@ class MediaHashes:
     frames: list[list[ComputedHash]]
 
 
-def informative(frame: list[ComputedHash], min_quality: int) -> bool:
+class _Scored(Protocol):
+    @property
+    def quality(self) -> int | None: ...
+
+
+def informative(frame: Iterable[_Scored], min_quality: int) -> bool:
     """Whether a frame's hashes may be matched: every quality score it carries (PDQ's) is at
     least ``min_quality``. Flat and gradient images score below it; their codes are rounding
-    noise that could sit near any stored degenerate hash."""
+    noise that could sit near any stored degenerate hash. The rule of every scan (worker jobs,
+    sync uploads, sync hash lists): a frame that fails it is not matched at all, pHash included
+    (a flat image's pHash is noise too). A hash without a score (pHash; a PDQ sent without its
+    quality in a hash-only scan) does not fail it."""
     return all(h.quality is None or h.quality >= min_quality for h in frame)
 
 

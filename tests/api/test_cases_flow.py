@@ -54,7 +54,14 @@ def test_different_photo_does_not_match(
     for other in sorted(set(PHOTOS) - {"coffee"}):
         scan = client.post("/v1/scan", files=upload(reupload(other)), headers=bearer(api_key))
         assert scan.status_code == 200, scan.text
-        assert scan.json() == {"matched": False, "matches": [], "hashes": scan.json()["hashes"]}
+        hashes = scan.json()["hashes"]
+        # Looked up (a natural photo), and not matched: no not_matched reason.
+        assert scan.json() == {
+            "matched": False,
+            "matches": [],
+            "hashes": hashes,
+            "not_matched": None,
+        }
     status = client.get(f"/v1/cases/{case_id}", headers=bearer(secret)).json()
     assert status["matches"] == []
 

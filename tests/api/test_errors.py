@@ -68,7 +68,8 @@ def test_too_many_hashes(client: httpx.Client, settings: Settings) -> None:
     hashes = [
         {"signal": "phash", "hash": f"{i:016x}"} for i in range(settings.max_hashes_per_case + 1)
     ]
-    error = error_of(client.post("/v1/cases", json={"hashes": hashes}), 400)
+    error = error_of(client.post("/v1/cases", json={"hashes": hashes}), 422)
+    assert error["code"] == "too_many_hashes"
     assert str(settings.max_hashes_per_case) in error["message"]
 
 
@@ -153,26 +154,28 @@ def test_upload_over_the_byte_limit(client: httpx.Client, settings: Settings, ap
 
 
 @pytest.mark.parametrize(
-    ("content", "content_type", "code"),
+    ("content", "content_type", "status", "code"),
     [
-        (b"hello", "text/plain", "bad_request"),
-        (b"{", "application/json", "bad_request"),
-        (b'{"hashes": "nope"}', "application/json", "bad_request"),
+        (b"hello", "text/plain", 400, "bad_request"),
+        (b"{", "application/json", 400, "bad_request"),
+        (b'{"hashes": "nope"}', "application/json", 422, "invalid_request"),
+        (b'{"hashes": [], "case_id": "x"}', "application/json", 422, "invalid_request"),
         (
             b"--x\r\nContent-Disposition: form-data; name=a\r\n\r\nb\r\n--x--\r\n",
             "multipart/form-data; boundary=x",
+            400,
             "bad_request",
         ),
-        (b"garbage", "multipart/form-data", "bad_request"),
+        (b"garbage", "multipart/form-data", 400, "bad_request"),
     ],
 )
 def test_scan_body_errors(
-    client: httpx.Client, api_key: str, content: bytes, content_type: str, code: str
+    client: httpx.Client, api_key: str, content: bytes, content_type: str, status: int, code: str
 ) -> None:
     response = client.post(
         "/v1/scan", content=content, headers={**bearer(api_key), "content-type": content_type}
     )
-    assert error_of(response, 400)["code"] == code
+    assert error_of(response, status)["code"] == code
 
 
 def test_unknown_route_and_method(client: httpx.Client) -> None:

@@ -12,7 +12,7 @@ from hashsvc.api.deps import StateDep
 from hashsvc.api.schemas.common import error_responses, upload_request_body
 from hashsvc.api.schemas.scan import ComputedHashOut, ScanHashes, ScanHitOut, ScanResult
 from hashsvc.errors import BadRequest
-from hashsvc.hashing import ComputedHash, hash_bytes_sandboxed
+from hashsvc.hashing import ComputedHash, hash_bytes_sandboxed, informative
 from hashsvc.media import is_video
 from hashsvc.models import HashEntry
 
@@ -28,7 +28,9 @@ _REQUEST_BODY = upload_request_body(ScanHashes, "image/*")
     responses=error_responses(400, 401, 403, 413, 422, 429, 503),
 )
 async def scan(request: Request, platform: ScanningPlatformDep, state: StateDep) -> ScanResult:
-    """Scan an image (multipart ``file`` field or raw image body) or a JSON list of hashes."""
+    """Scan an image (multipart ``file`` field or raw image body) or a JSON list of one image's
+    hashes. Low quality (a PDQ quality below the minimum, computed here or sent with the hash)
+    matches nothing: ``not_matched: "low_quality"``, as in scan jobs."""
     content_type = request.headers.get("content-type", "").lower()
     computed: list[ComputedHash] = []
     if content_type.startswith("application/json"):
@@ -36,22 +38,25 @@ async def scan(request: Request, platform: ScanningPlatformDep, state: StateDep)
         items = [h.submitted() for h in parsed.hashes]
         cases.check_count(len(items), state.settings.max_hashes_per_scan)
         entries = cases.validate_hashes(items, state.settings, check_information=False)
+        usable = informative(items, state.settings.pdq_min_quality)
     elif is_media_upload(content_type):
         data = await read_media(request)
         if is_video(data[:64]):
             raise BadRequest("videos are scanned as queued jobs: POST them to /v1/scan/jobs")
         computed = await anyio.to_thread.run_sync(hash_bytes_sandboxed, data, state.settings)
         entries = [HashEntry(c.signal, c.code) for c in computed]
+        usable = informative(computed, state.settings.pdq_min_quality)
     else:
         raise BadRequest(
             "unsupported Content-Type: send application/json hashes, multipart/form-data "
             "with a 'file' field, or a raw image body"
         )
-    hits = await scanning.scan(entries, platform, state.matcher, state.store)
+    hits = await scanning.scan(entries, platform, state.matcher, state.store) if usable else []
     for hit in hits:
         await audit(state, f"platform:{platform.platform_id}", "flag.raise", hit.flag_id)
     return ScanResult(
         matched=bool(hits),
         matches=[ScanHitOut(flag_id=h.flag_id, signal=h.signal, distance=h.distance) for h in hits],
         hashes=[ComputedHashOut(signal=c.signal, hash=c.hex, quality=c.quality) for c in computed],
+        not_matched=None if usable else "low_quality",
     )
