@@ -17,13 +17,16 @@ A stateful chain may disable the scanning platform or revoke its key (the platfo
 to both): ``after_call`` re-enables it, or issues a new key, so later requests still get in.
 
 One narrow exclusion (``filter_failure``): ``positive_data_acceptance`` expects every request
-that matches the schema to be accepted, but four documented refusals depend on things JSON
+that matches the schema to be accepted, but five documented refusals depend on things JSON
 Schema cannot say, and are excused by operation and error, nothing else:
 
 * ``POST /v1/cases`` refused with ``low_information_hash``: the low-information gate (quality
   under ``HASHSVC_PDQ_MIN_QUALITY``, a number of set bits no photograph gives, a hash near
   that of a flat, gradient or two-tone image), which keeps flat pictures from matching
   everything. The schema says everything else (signals, hex lengths, quality required);
+* ``POST /v1/cases`` refused with ``invalid_hash`` "duplicate of": a hash given twice in one
+  case; ``uniqueItems`` cannot say it (the same signal and hex in another letter case, or with
+  another quality, is the same hash);
 * ``POST /v1/admin/platforms`` refused with ``webhook_url_refused``: the SSRF guard decides on
   the addresses a host name resolves to (``hashsvc.egress``);
 * ``POST /v1/scan`` refused with ``media_rejected``: an upload must decode as an image of an
@@ -159,6 +162,9 @@ _SEMANTIC_REFUSALS = {
 
 
 def _excused(operation: str, error: dict[str, Any]) -> bool:
+    duplicate = error.get("code") == "invalid_hash" and "duplicate of" in str(error.get("message"))
+    if operation == "POST /v1/cases" and duplicate:
+        return True
     return error.get("code") == _SEMANTIC_REFUSALS.get(operation)
 
 
