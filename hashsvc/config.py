@@ -142,6 +142,25 @@ class Settings(BaseSettings):
         default=180.0, gt=0, description="Wall-clock budget of one sandboxed decode and hash."
     )
 
+    # Admission control per API process (hashsvc.api.overload): beyond, 503 + Retry-After.
+    max_in_flight: int = Field(
+        default=256,
+        ge=1,
+        description="Requests served at once by one API process (slow uploads included: "
+        "they are cut by body_timeout_s).",
+    )
+    max_concurrent_decodes: int = Field(
+        default=4,
+        ge=1,
+        description="Image uploads to POST /v1/scan decoded and hashed at once by one API "
+        "process (a few more than sandbox_processes keeps the decoders busy).",
+    )
+    log_level: str = Field(
+        default="INFO",
+        pattern=r"(?i)^(debug|info|warning|error)$",
+        description="JSON log lines on stderr at this level and above.",
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _empty_url_is_none(cls, value: str | None) -> str | None:

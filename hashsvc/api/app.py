@@ -12,11 +12,13 @@ from hashsvc import __version__
 from hashsvc.api.deps import AppState
 from hashsvc.api.errors import install_error_handlers
 from hashsvc.api.limits import BodySizeLimit
+from hashsvc.api.overload import AdmissionLimit
 from hashsvc.api.requestid import RequestId
 from hashsvc.api.routes import admin, cases, flags, health, jobs, scan, web
 from hashsvc.config import Settings
 from hashsvc.durability import check_durability
 from hashsvc.matching import Matcher, ReplicaSet
+from hashsvc.observability import RequestMetrics
 from hashsvc.signals import SIGNALS
 from hashsvc.store import Store
 
@@ -58,6 +60,12 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
         return upload_limits.get(path, settings.max_request_json_bytes)
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    app.add_middleware(
+        AdmissionLimit,
+        max_in_flight=settings.max_in_flight,
+        max_decodes=settings.max_concurrent_decodes,
+    )
+    app.add_middleware(RequestMetrics)  # counts and logs every answer, refusals included
     app.add_middleware(RequestId)  # outermost: even a 413 carries the request id
     routers = (cases.router, scan.router, jobs.router, flags.router, admin.router, health.router)
     for router in routers:

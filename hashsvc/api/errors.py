@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from hashsvc.errors import HashsvcError
+from hashsvc.observability import observe_redis_error
 from hashsvc.sandbox import SandboxError, SandboxOutOfMemory
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _redis_unavailable(_: Request, exc: Exception) -> JSONResponse:
     logger.warning("Redis unavailable: %s", type(exc).__name__)
+    observe_redis_error(exc)
     return error_response(
         503, "unavailable", "the store is unavailable; nothing was recorded, retry later", 1
     )

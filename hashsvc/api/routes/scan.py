@@ -15,6 +15,7 @@ from hashsvc.errors import BadRequest
 from hashsvc.hashing import ComputedHash, hash_bytes_sandboxed, informative
 from hashsvc.media import is_video
 from hashsvc.models import HashEntry
+from hashsvc.observability import observe_scan
 
 router = APIRouter(prefix="/v1", tags=["scan"])
 
@@ -52,6 +53,7 @@ async def scan(request: Request, platform: ScanningPlatformDep, state: StateDep)
             "with a 'file' field, or a raw image body"
         )
     hits = await scanning.scan(entries, platform, state.matcher, state.store) if usable else []
+    observe_scan("image" if computed else "hashes", (h.signal for h in hits), usable)
     for hit in hits:
         await audit(state, f"platform:{platform.platform_id}", "flag.raise", hit.flag_id)
     return ScanResult(
