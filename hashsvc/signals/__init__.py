@@ -35,8 +35,19 @@ from hashsvc.signals.base import HashResult, SignalType
 from hashsvc.signals.lowinfo import low_information_images
 from hashsvc.signals.pdq import PdqSignal
 from hashsvc.signals.phash import PHashSignal
+from hashsvc.signals.sides import SignalHash, upload_hashes, victim_hashes
 
-__all__ = ["SIGNALS", "HashResult", "SignalType", "build_registry", "get_signal", "hash_all"]
+__all__ = [
+    "SIGNALS",
+    "HashResult",
+    "SignalHash",
+    "SignalType",
+    "build_registry",
+    "get_signal",
+    "hash_all",
+    "upload_hashes",
+    "victim_hashes",
+]
 
 
 def build_registry(signals: Iterable[SignalType]) -> Mapping[str, SignalType]:

@@ -1,0 +1,81 @@
+"""The two library entry points, one per side of a match.
+
+* ``victim_hashes(image)``: what a victim's device submits for one picture: one hash per
+  registered signal, exactly what the web page computes in JavaScript (bit for bit).
+* ``upload_hashes(image)``: what a scan computes for an upload. The victim's hashes stay
+  plain; the upload side carries the robustness, so nothing changes in the browser:
+  - PDQ's 8 dihedral variants (rotations by 90/180/270 and mirrors, one pass of
+    ``pdqhash.compute_dihedral``), so flipped and turned re-uploads match;
+  - PDQ and pHash of the picture with plain borders, letterboxing and padding trimmed, and
+    of the photographic region of a screenshot (``hashsvc.signals.regions``), when those
+    differ from the full picture.
+  Every hash is one more index query of a batch; hashes of a flat region (PDQ quality below
+  ``MIN_REGION_QUALITY``) are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pdqhash
+from PIL import Image
+
+from hashsvc.signals.base import pack_bits
+from hashsvc.signals.regions import content_boxes
+
+PDQ = "pdq"
+PHASH = "phash"
+# Below PDQ's quality gate (Settings.min_pdq_quality): a region that flat is left out.
+MIN_REGION_QUALITY = 50
+
+
+@dataclass(frozen=True)
+class SignalHash:
+    """One hash of one picture: the signal's name, the code bytes (``SIGNALS[signal]``'s
+    canonical form), PDQ's quality score (``None`` for signals without one) and which view
+    of the upload it hashes (``"full"``, ``"dihedral-k"``, ``"trim"``, ``"screen"``)."""
+
+    signal: str
+    code: bytes
+    quality: int | None = None
+    variant: str = "full"
+
+
+def victim_hashes(image: Image.Image) -> list[SignalHash]:
+    """What a victim's device submits for one picture: every registered signal's hash of the
+    full picture (the web page computes the same codes in JavaScript)."""
+    from hashsvc.signals import hash_all  # the registry imports this module
+
+    return [SignalHash(name, r.code, r.quality) for name, r in hash_all(image).items()]
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _dihedral_pdq(image: Image.Image) -> list[SignalHash]:
+    codes, quality = pdqhash.compute_dihedral(np.asarray(_rgb(image)))
+    return [
+        SignalHash(PDQ, pack_bits(bits), int(quality), "full" if k == 0 else f"dihedral-{k}")
+        for k, bits in enumerate(codes)
+    ]
+
+
+def upload_hashes(image: Image.Image) -> list[SignalHash]:
+    """What a scan computes for one upload (see the module docstring); the first PDQ and
+    the first pHash are the plain hashes of the full picture, as ``victim_hashes`` has them."""
+    from hashsvc.signals import SIGNALS
+
+    phash = SIGNALS[PHASH]
+    pdq = SIGNALS[PDQ]
+    out = _dihedral_pdq(image)
+    out.append(SignalHash(PHASH, phash.hash_image(image).code))
+    for variant, box in content_boxes(image):
+        region = image.crop(box)
+        result = pdq.hash_image(region)
+        if result.quality is None or result.quality < MIN_REGION_QUALITY:
+            continue
+        out.append(SignalHash(PDQ, result.code, result.quality, variant))
+        out.append(SignalHash(PHASH, phash.hash_image(region).code, None, variant))
+    return out
