@@ -621,7 +621,7 @@ async def run(args: argparse.Namespace, redis_url: str, workdir: Path) -> list[s
         for name in samples[-1][1]:
             pts = [(t, p[name]) for t, p, _ in late if name in p]
             times = [t for t, _ in pts]
-            rss_slope = slope_per_min(times, [v[0] for v in pts])
+            rss_slope = slope_per_min(times, [v[0] for _, v in pts])
             fds = [v[1] for _, v in pts]
             threads = [v[2] for _, v in pts]
             growth[name] = (pts[-1][1][0] - pts[0][1][0]) if pts else 0.0
