@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         "multi-page TIFF); only the first is decoded, the count is read from headers.",
     )
     max_request_json_bytes: int = Field(default=1 * MiB, ge=1024)
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request body must arrive within this time (plus 1 s per "
+        "body_min_bytes_per_s received), else 408 and the connection is closed.",
+    )
+    body_min_bytes_per_s: int = Field(default=64 * 1024, ge=1)
     max_hashes_per_case: int = Field(
         default=1000,
         ge=1,

@@ -52,18 +52,28 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
     install_error_handlers(app)
 
     upload_limits = {
-        "/v1/scan": settings.max_upload_bytes + _MULTIPART_OVERHEAD,
-        "/v1/scan/jobs": settings.max_job_upload_bytes + _MULTIPART_OVERHEAD,
+        "/v1/scan": settings.max_upload_bytes,
+        "/v1/scan/jobs": settings.max_job_upload_bytes,
     }
 
-    def limit_for(path: str) -> int:
-        return upload_limits.get(path, settings.max_request_json_bytes)
+    def limit_for(path: str, content_type: str) -> int:
+        if path not in upload_limits or content_type.startswith("application/json"):
+            return settings.max_request_json_bytes  # JSON hashes, never media
+        overhead = _MULTIPART_OVERHEAD if content_type.startswith("multipart/") else 0
+        return upload_limits[path] + overhead
 
-    app.add_middleware(BodySizeLimit, limit_for=limit_for)
     app.add_middleware(
         AdmissionLimit,
         max_in_flight=settings.max_in_flight,
         max_decodes=settings.max_concurrent_decodes,
+    )
+    # Outside admission: an oversized body is refused without taking a slot, and an answer
+    # given before the body was read (a 503 included) closes the connection.
+    app.add_middleware(
+        BodySizeLimit,
+        limit_for=limit_for,
+        timeout_s=settings.body_timeout_s,
+        min_bytes_per_s=settings.body_min_bytes_per_s,
     )
     app.add_middleware(RequestMetrics)  # counts and logs every answer, refusals included
     app.add_middleware(RequestId)  # outermost: even a 413 carries the request id

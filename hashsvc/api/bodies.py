@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from hashsvc.errors import BadRequest, InvalidRequest
+from hashsvc.errors import BadRequest, HashsvcError, InvalidRequest
 
 _MAX_PARTS = 4
 Model = TypeVar("Model", bound=BaseModel)
@@ -39,16 +39,35 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-class _Parts:
-    """Collects multipart parts in memory: (content-disposition, data) pairs."""
+class _Multipart:
+    """Parses a multipart body as it streams in, keeping its parts in memory, and stops at the
+    first part that breaks the rules (more than ``_MAX_PARTS`` parts, a field other than
+    ``file``, a second file) before the rest of the body is read."""
 
-    def __init__(self) -> None:
-        self.parts: list[tuple[bytearray, bytearray]] = []
+    def __init__(self, content_type: bytes) -> None:
+        _, params = parse_options_header(content_type)
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise BadRequest("multipart body without a boundary")
+        self.parts: list[tuple[bytearray, bytearray]] = []  # (content-disposition, data)
         self._field = bytearray()
+        self._files = 0
+        callbacks = {
+            name: getattr(self, name)
+            for name in (
+                "on_part_begin",
+                "on_header_field",
+                "on_header_value",
+                "on_header_end",
+                "on_headers_finished",
+                "on_part_data",
+            )
+        }
+        self._parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
 
     def on_part_begin(self) -> None:
         if len(self.parts) >= _MAX_PARTS:
-            raise BadRequest(f"too many parts in the multipart body (at most {_MAX_PARTS})")
+            raise InvalidRequest(f"too many parts in the multipart body (at most {_MAX_PARTS})")
         self.parts.append((bytearray(), bytearray()))
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
@@ -61,42 +80,43 @@ class _Parts:
     def on_header_end(self) -> None:
         self._field.clear()
 
+    def on_headers_finished(self) -> None:
+        disposition = bytes(self.parts[-1][0])
+        if parse_options_header(disposition)[1].get(b"name") != b"file":
+            raise InvalidRequest("unexpected form field: send only the media, as a 'file' field")
+        if b"filename=" in disposition:
+            self._files += 1
+            if self._files > 1:
+                raise InvalidRequest("more than one file in the multipart body (send one)")
+
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         self.parts[-1][1].extend(data[start:end])
 
+    def write(self, chunk: bytes) -> None:
+        try:
+            self._parser.write(chunk)
+        except HashsvcError:
+            raise
+        except Exception as exc:  # the parser raises several error types for bad framing
+            raise BadRequest(f"malformed multipart body: {exc}") from exc
+
+    def file(self) -> bytes:
+        """The content of the file part, once the whole body was written."""
+        try:
+            self._parser.finalize()
+        except Exception as exc:
+            raise BadRequest(f"malformed multipart body: {exc}") from exc
+        for disposition, data in self.parts:
+            if b"filename=" in disposition:
+                return bytes(data)
+        raise BadRequest("the multipart body has no file part (send the image as a 'file' field)")
+
 
 def first_file_part(content_type: bytes, body: bytes) -> bytes:
-    """The content of the first part of a multipart body that carries a filename."""
-    _, params = parse_options_header(content_type)
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise BadRequest("multipart body without a boundary")
-    collected = _Parts()
-    callbacks = {
-        name: getattr(collected, name)
-        for name in (
-            "on_part_begin",
-            "on_header_field",
-            "on_header_value",
-            "on_header_end",
-            "on_part_data",
-        )
-    }
-    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
-    try:
-        parser.write(body)
-        parser.finalize()
-    except BadRequest:
-        raise
-    except Exception as exc:  # the parser raises several error types for bad framing
-        raise BadRequest(f"malformed multipart body: {exc}") from exc
-    names = [parse_options_header(bytes(d))[1].get(b"name") for d, _ in collected.parts]
-    if any(name != b"file" for name in names):
-        raise BadRequest("unexpected form field: send only the media, as a 'file' field")
-    for disposition, data in collected.parts:
-        if b"filename=" in disposition:
-            return bytes(data)
-    raise BadRequest("the multipart body has no file part (send the image as a 'file' field)")
+    """The content of the file part of a whole multipart body."""
+    multipart = _Multipart(content_type)
+    multipart.write(body)
+    return multipart.file()
 
 
 _RAW_MEDIA_TYPES = ("image/", "video/", "application/octet-stream")
@@ -110,7 +130,9 @@ def is_media_upload(content_type: str) -> bool:
 async def read_media(request: Request) -> bytes:
     """The uploaded media: the multipart file part, or the raw body."""
     content_type = request.headers.get("content-type", "")
-    body = await read_body(request)
-    if content_type.lower().startswith("multipart/"):
-        return first_file_part(content_type.encode(), body)
-    return body
+    if not content_type.lower().startswith("multipart/"):
+        return await read_body(request)
+    multipart = _Multipart(content_type.encode())
+    async for chunk in request.stream():
+        multipart.write(chunk)  # a part breaking the rules stops the upload here
+    return multipart.file()

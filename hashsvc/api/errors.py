@@ -70,9 +70,12 @@ def _allowed_methods(request: Request) -> str:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        408: "request_timeout",
+        413: "request_too_large",
+    }.get(exc.status_code, "http_error")
     response = error_response(exc.status_code, code, str(exc.detail))
     response.headers.update(exc.headers or {})
     if exc.status_code == 405:

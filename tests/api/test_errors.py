@@ -163,8 +163,8 @@ def test_upload_over_the_byte_limit(client: httpx.Client, settings: Settings, ap
         (
             b"--x\r\nContent-Disposition: form-data; name=a\r\n\r\nb\r\n--x--\r\n",
             "multipart/form-data; boundary=x",
-            400,
-            "bad_request",
+            422,
+            "invalid_request",
         ),
         (b"garbage", "multipart/form-data", 400, "bad_request"),
     ],
