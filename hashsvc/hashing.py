@@ -1,21 +1,27 @@
 """Content to hashes, the same way everywhere (server scans, workers, CLI, tests): safe decode,
-then every registered signal. Synchronous and CPU-bound: async callers run it in a thread."""
+then the hashes of one side of a match: ``victim_hashes`` (what a victim submits: one hash per
+signal) or, with ``upload=True``, ``upload_hashes`` (what a scan looks up: those plus views of
+the upload that survive flips, turns, borders and screenshots; see ``hashsvc.signals.sides``).
+Synchronous and CPU-bound: async callers run it in a thread."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from PIL import Image
 
 from hashsvc.config import Settings
 from hashsvc.errors import MediaTooLarge
 from hashsvc.media import decode_image, is_video, sample_frames
-from hashsvc.signals import SIGNALS, hash_all
+from hashsvc.signals import SIGNALS, upload_hashes, victim_hashes
 
 _SNIFF_BYTES = 64
+
+
+FULL_VIEW = "full"
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class ComputedHash:
     signal: str
     code: bytes
     quality: int | None
+    variant: str = FULL_VIEW  # which view of an upload ("full", "dihedral-k", "trim", ...)
 
     @property
     def hex(self) -> str:
@@ -42,6 +49,29 @@ class _Scored(Protocol):
     def quality(self) -> int | None: ...
 
 
+class _View(_Scored, Protocol):
+    @property
+    def variant(self) -> str: ...
+
+
+V = TypeVar("V", bound=_View)
+
+
+def _view_group(variant: str) -> str:
+    """Dihedral variants are the full picture turned: they share its quality."""
+    return FULL_VIEW if variant.startswith("dihedral") else variant
+
+
+def usable_views(frame: Sequence[V], min_quality: int) -> list[V]:
+    """The hashes of a frame that may be matched: those of every view of the picture (the
+    full picture, a trimmed one, a screenshot's photo region) that passes ``informative``.
+    A flat screenshot border can thus fail while the photo inside it is still matched."""
+    groups: dict[str, list[V]] = {}
+    for item in frame:
+        groups.setdefault(_view_group(item.variant), []).append(item)
+    return [h for group in groups.values() if informative(group, min_quality) for h in group]
+
+
 def informative(frame: Iterable[_Scored], min_quality: int) -> bool:
     """Whether a frame's hashes may be matched: every quality score it carries (PDQ's) is at
     least ``min_quality``. Flat and gradient images score below it; their codes are rounding
@@ -52,19 +82,21 @@ def informative(frame: Iterable[_Scored], min_quality: int) -> bool:
     return all(h.quality is None or h.quality >= min_quality for h in frame)
 
 
-def hash_image(image: Image.Image) -> list[ComputedHash]:
-    return [ComputedHash(name, r.code, r.quality) for name, r in hash_all(image).items()]
+def hash_image(image: Image.Image, *, upload: bool = False) -> list[ComputedHash]:
+    """The victim-side hashes of a picture, or its upload-side hashes with ``upload``."""
+    found = upload_hashes(image) if upload else victim_hashes(image)
+    return [ComputedHash(h.signal, h.code, h.quality, h.variant) for h in found]
 
 
-def hash_bytes(data: bytes, settings: Settings) -> list[ComputedHash]:
-    """Decode image bytes within the configured limits and hash them with every signal."""
+def hash_bytes(data: bytes, settings: Settings, *, upload: bool = False) -> list[ComputedHash]:
+    """Decode image bytes within the configured limits and hash them (``hash_image``)."""
     image = decode_image(
         data,
         max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_image_pixels,
         max_frames=settings.max_image_frames,
     )
-    return hash_image(image)
+    return hash_image(image, upload=upload)
 
 
 def _check_size(size: int, limit: int, what: str) -> None:
@@ -72,13 +104,13 @@ def _check_size(size: int, limit: int, what: str) -> None:
         raise MediaTooLarge("too_many_bytes", f"{what} is {size} bytes; the limit is {limit}")
 
 
-def hash_file(path: Path, settings: Settings) -> list[ComputedHash]:
+def hash_file(path: Path, settings: Settings, *, upload: bool = False) -> list[ComputedHash]:
     """Hash a local image file (refusing oversized files before reading them whole)."""
     _check_size(path.stat().st_size, settings.max_upload_bytes, path.name)
-    return hash_bytes(path.read_bytes(), settings)
+    return hash_bytes(path.read_bytes(), settings, upload=upload)
 
 
-def hash_media(source: bytes | Path, settings: Settings) -> MediaHashes:
+def hash_media(source: bytes | Path, settings: Settings, *, upload: bool = False) -> MediaHashes:
     """Hash an image or a video (told apart by their bytes, never by name or type)."""
     if isinstance(source, Path):
         with source.open("rb") as handle:
@@ -87,22 +119,16 @@ def hash_media(source: bytes | Path, settings: Settings) -> MediaHashes:
         head = source[:_SNIFF_BYTES]
     if is_video(head):
         frames = sample_frames(source, limits=settings.video_limits())
-        return MediaHashes("video", [hash_image(frame.image) for frame in frames])
+        return MediaHashes("video", [hash_image(f.image, upload=upload) for f in frames])
     if isinstance(source, Path):
-        return MediaHashes("image", [hash_file(source, settings)])
-    return MediaHashes("image", [hash_bytes(source, settings)])
+        return MediaHashes("image", [hash_file(source, settings, upload=upload)])
+    return MediaHashes("image", [hash_bytes(source, settings, upload=upload)])
 
 
-def hash_media_sandboxed(source: bytes | Path, settings: Settings) -> MediaHashes:
-    """``hash_media`` in a sandboxed child process (for untrusted uploads and URIs): a decoder
-    crash, hang or bomb raises ``MediaRejected`` (or ``MemoryError``) instead of killing us."""
+def hash_upload_sandboxed(source: bytes | Path, settings: Settings) -> MediaHashes:
+    """The upload-side ``hash_media`` of an untrusted upload or URI, in a sandboxed child
+    process: a decoder crash, hang or bomb raises ``MediaRejected`` (or ``MemoryError``)
+    instead of killing us."""
     from hashsvc.sandbox import shared_pool  # not at top: the sandbox imports this module
 
-    return shared_pool(settings).hash_media(source, settings)
-
-
-def hash_bytes_sandboxed(data: bytes, settings: Settings) -> list[ComputedHash]:
-    """``hash_bytes`` in a sandboxed child process."""
-    from hashsvc.sandbox import shared_pool
-
-    return shared_pool(settings).run(hash_bytes, data, settings)
+    return shared_pool(settings).hash_media(source, settings, upload=True)

@@ -37,7 +37,7 @@ T = TypeVar("T")
 _START_TIMEOUT_S = 60.0  # a child imports numpy, Pillow and OpenCV before it is ready
 _READY = "ready"
 
-PlainFrames = list[list[tuple[str, bytes, int | None]]]
+PlainFrames = list[list[tuple[str, bytes, int | None, str]]]
 
 
 class SandboxError(RuntimeError):
@@ -61,10 +61,13 @@ class SandboxLimits:
         )
 
 
-def hash_media_plain(source: bytes | Path, settings: Settings) -> tuple[str, PlainFrames]:
+def hash_media_plain(
+    source: bytes | Path, settings: Settings, upload: bool
+) -> tuple[str, PlainFrames]:
     """What a child runs: ``hash_media`` with a result made of plain picklable data."""
-    media = hash_media(source, settings)
-    return media.kind, [[(h.signal, h.code, h.quality) for h in frame] for frame in media.frames]
+    media = hash_media(source, settings, upload=upload)
+    frames = [[(h.signal, h.code, h.quality, h.variant) for h in f] for f in media.frames]
+    return media.kind, frames
 
 
 # --- child side ---------------------------------------------------------------------------
@@ -269,9 +272,11 @@ class SandboxPool:
         self._give(child)
         return reply
 
-    def hash_media(self, source: bytes | Path, settings: Settings) -> MediaHashes:
+    def hash_media(
+        self, source: bytes | Path, settings: Settings, *, upload: bool = False
+    ) -> MediaHashes:
         """``hashing.hash_media`` in a child: the same hashes, bit for bit."""
-        kind, frames = self.run(hash_media_plain, source, settings)
+        kind, frames = self.run(hash_media_plain, source, settings, upload)
         return MediaHashes(kind, [[ComputedHash(*h) for h in frame] for frame in frames])
 
     def close(self) -> None:

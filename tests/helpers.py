@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from fixtures.make_variants import VARIANTS, encode, load_photo, photo_paths
+from fixtures.make_variants import ALL_VARIANTS, encode, load_photo, photo_paths
 from hashsvc.config import Settings
 from hashsvc.hashing import hash_file
 from hashsvc.platforms import create_admin_key, register_platform, resolve_file_root
@@ -29,7 +29,7 @@ UNTHROTTLED: dict[str, Any] = {
 
 def reupload(name: str, variant: str = "reencode_q60", fmt: str = "JPEG") -> bytes:
     """A fixture photo after an everyday transform, encoded as a platform would receive it."""
-    image = VARIANTS[variant](load_photo(PHOTOS[name]))
+    image = ALL_VARIANTS[variant](load_photo(PHOTOS[name]))
     if fmt == "JPEG":
         image = image.convert("RGB")
     return encode(image, fmt, **({"quality": 85} if fmt == "JPEG" else {}))

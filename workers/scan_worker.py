@@ -30,7 +30,7 @@ from hashsvc.config import Settings
 from hashsvc.durability import check_durability
 from hashsvc.egress import EgressPolicy
 from hashsvc.errors import HashsvcError, MediaRejected
-from hashsvc.hashing import MediaHashes, hash_media_sandboxed, informative
+from hashsvc.hashing import FULL_VIEW, MediaHashes, hash_upload_sandboxed, usable_views
 from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.models import HashEntry, Platform, ScanJob
 from hashsvc.signals import SIGNALS
@@ -183,7 +183,7 @@ class ScanWorker:
                 source = await anyio.to_thread.run_sync(
                     jobs.confine_uri, job.uri or "", platform.file_root
                 )
-            return await anyio.to_thread.run_sync(hash_media_sandboxed, source, self.settings)
+            return await anyio.to_thread.run_sync(hash_upload_sandboxed, source, self.settings)
         except MediaRejected as exc:
             if exc.reason in _TRANSIENT_REASONS:  # may pass on a less loaded machine
                 raise TransientFailure(f"{exc.reason}: {exc.message}") from exc
@@ -194,7 +194,8 @@ class ScanWorker:
     async def _commit(
         self, job: ScanJob, entry_id: str, attempt: int, platform: Platform, media: MediaHashes
     ) -> str:
-        kept = [f for f in media.frames if informative(f, self.settings.pdq_min_quality)]
+        usable = (usable_views(f, self.settings.pdq_min_quality) for f in media.frames)
+        kept = [views for views in usable if views]
         frames = [[HashEntry(h.signal, h.code) for h in frame] for frame in kept]
         min_frames = 1
         if media.kind == "video":
@@ -211,7 +212,9 @@ class ScanWorker:
             result["not_matched"] = "low_quality"  # every frame is flat or nearly flat
         if media.kind == "image":  # the image's own hashes, as the sync scan returns them
             result["hashes"] = [
-                {"signal": h.signal, "hash": h.hex, "quality": h.quality} for h in media.frames[0]
+                {"signal": h.signal, "hash": h.hex, "quality": h.quality}
+                for h in media.frames[0]
+                if h.variant == FULL_VIEW
             ]
         body = json.dumps(result, sort_keys=True)
         outcome = await self.store.jobs.commit_done(job.job_id, entry_id, attempt, body, flags)

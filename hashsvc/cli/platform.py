@@ -43,7 +43,10 @@ def scan_command(
     url = f"{base_url(server)}/v1/scan"
     with reported_errors():
         if hashes_only:
-            hashes = [{"signal": h.signal, "hash": h.hex} for h in hash_file(file, settings())]
+            hashes = [  # the upload-side hashes, with PDQ's quality for the flat-image gate
+                {"signal": h.signal, "hash": h.hex, **({"quality": h.quality} if h.quality else {})}
+                for h in hash_file(file, settings(), upload=True)
+            ]
             body = request("POST", url, json={"hashes": hashes}, headers=headers)
         else:
             files = {"file": (file.name, file.read_bytes(), "application/octet-stream")}

@@ -12,7 +12,13 @@ from hashsvc.api.deps import StateDep
 from hashsvc.api.schemas.common import error_responses, upload_request_body
 from hashsvc.api.schemas.scan import ComputedHashOut, ScanHashes, ScanHitOut, ScanResult
 from hashsvc.errors import BadRequest
-from hashsvc.hashing import ComputedHash, hash_bytes_sandboxed, informative
+from hashsvc.hashing import (
+    FULL_VIEW,
+    ComputedHash,
+    hash_upload_sandboxed,
+    informative,
+    usable_views,
+)
 from hashsvc.media import is_video
 from hashsvc.models import HashEntry
 from hashsvc.observability import observe_scan
@@ -44,9 +50,11 @@ async def scan(request: Request, platform: ScanningPlatformDep, state: StateDep)
         data = await read_media(request)
         if is_video(data[:64]):
             raise BadRequest("videos are scanned as queued jobs: POST them to /v1/scan/jobs")
-        computed = await anyio.to_thread.run_sync(hash_bytes_sandboxed, data, state.settings)
-        entries = [HashEntry(c.signal, c.code) for c in computed]
-        usable = informative(computed, state.settings.pdq_min_quality)
+        media = await anyio.to_thread.run_sync(hash_upload_sandboxed, data, state.settings)
+        computed = media.frames[0]
+        views = usable_views(computed, state.settings.pdq_min_quality)
+        entries = [HashEntry(c.signal, c.code) for c in views]
+        usable = bool(views)
     else:
         raise BadRequest(
             "unsupported Content-Type: send application/json hashes, multipart/form-data "
@@ -59,6 +67,10 @@ async def scan(request: Request, platform: ScanningPlatformDep, state: StateDep)
     return ScanResult(
         matched=bool(hits),
         matches=[ScanHitOut(flag_id=h.flag_id, signal=h.signal, distance=h.distance) for h in hits],
-        hashes=[ComputedHashOut(signal=c.signal, hash=c.hex, quality=c.quality) for c in computed],
+        hashes=[
+            ComputedHashOut(signal=c.signal, hash=c.hex, quality=c.quality)
+            for c in computed
+            if c.variant == FULL_VIEW  # the upload's own hashes; views are looked up only
+        ],
         not_matched=None if usable else "low_quality",
     )
