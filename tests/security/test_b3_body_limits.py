@@ -617,13 +617,6 @@ def test_e_slow_clients_are_cut_at_the_body_timeout(unadmitted: Served) -> None:
     assert {r.status for r in phase.slow} == {408}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AdmissionLimit (hashsvc/api/overload.py) takes a request's slots when its headers "
-    "arrive, so requests whose body is still trickling in hold them until the body timeout: "
-    "4 slow image uploads (max_concurrent_decodes) refuse every image scan with 503, and "
-    "max_in_flight slow requests of any kind, every request",
-)
 def test_e_slow_clients_do_not_starve_normal_traffic(served: Served) -> None:
     """The same with the production admission limits (64 requests in flight, 4 decodes)."""
     phase = slow_client_phase(served)
