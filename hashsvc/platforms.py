@@ -24,7 +24,7 @@ from hashsvc.security import (
     verifier,
 )
 from hashsvc.store import Store
-from hashsvc.store.credentials import platform_index
+from hashsvc.store.credentials import admin_index, platform_index
 
 MAX_NAME_LENGTH = 100
 
@@ -139,6 +139,12 @@ async def create_admin_key(label: str, settings: Settings, store: Store) -> NewK
         raise BadRequest(f"an operator key label needs 1 to {MAX_NAME_LENGTH} characters")
     credential = Credential(new_key_id(), ADMIN_KEY, label, frozenset({Scope.ADMIN}), time.time())
     return await _issue(new_admin_key(), credential, settings, store)
+
+
+async def revoke_admin_key(key_id: str, store: Store) -> None:
+    """Revoke an operator key: refused by every process from the next request."""
+    if not await store.credentials.revoke(admin_index(), key_id):
+        raise BadRequest(f"no operator key {key_id!r}")
 
 
 async def _issue(key: str, credential: Credential, settings: Settings, store: Store) -> NewKey:

@@ -215,3 +215,28 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
     )
     assert unreachable.returncode == 1
     assert "cannot reach the server" in unreachable.stderr
+
+
+def test_operator_keys_from_the_cli(served: Service) -> None:
+    """`hashsvc admin create-key` issues a key the admin API accepts; `admin revoke-key`
+    and `platform disable` take effect on the running service at the next request."""
+    served.start()
+    issued = hashsvc("admin", "create-key", "ops", data_dir=served.data_dir).stdout
+    admin_key = issued.split("admin key:")[1].split()[0]
+    key_id = issued.split("key id:")[1].split()[0]
+    listing = httpx.get(f"{served.url}/v1/admin/platforms", headers=bearer(admin_key))
+    assert listing.status_code == 200
+    created = hashsvc("platform", "create", "ExampleTube", data_dir=served.data_dir).stdout
+    platform_id = created.split("platform id:")[1].split()[0]
+    api_key = created.split("api key:")[1].split()[0]
+    flags = httpx.get(f"{served.url}/v1/flags", headers=bearer(api_key))
+    assert flags.status_code == 200
+
+    hashsvc("platform", "disable", platform_id, data_dir=served.data_dir)
+    assert httpx.get(f"{served.url}/v1/flags", headers=bearer(api_key)).status_code == 401
+    hashsvc("admin", "revoke-key", key_id, data_dir=served.data_dir)
+    denied = httpx.get(f"{served.url}/v1/admin/platforms", headers=bearer(admin_key))
+    assert denied.status_code == 401
+    again = hashsvc("admin", "revoke-key", key_id, data_dir=served.data_dir, check=False)
+    assert again.returncode != 0
+    assert "no operator key" in again.stderr

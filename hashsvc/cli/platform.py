@@ -21,6 +21,7 @@ from hashsvc.platforms import (
     create_admin_key,
     register_platform,
     resolve_file_root,
+    revoke_admin_key,
     revoke_platform_key,
     set_platform_disabled,
 )
@@ -146,6 +147,18 @@ def create_admin_key_command(label: str) -> None:
     typer.echo(f"key id:    {issued.credential.key_id}")
     typer.echo(f"admin key: {issued.api_key}")
     typer.secho("Store the key now: it is shown only once.", fg=typer.colors.YELLOW)
+
+
+@admin_app.command("revoke-key")
+def revoke_admin_key_command(key_id: str) -> None:
+    """Revoke an operator key (refused by every process from the next request)."""
+
+    async def revoke(store: Store, config: Settings) -> None:
+        await revoke_admin_key(key_id, store)
+        await store.audit.record("cli", "admin_key.revoke", key_id)
+
+    _with_store(revoke)
+    typer.echo(f"revoked {key_id}")
 
 
 def register(app: typer.Typer) -> None:

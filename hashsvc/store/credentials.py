@@ -18,6 +18,11 @@ from hashsvc.store import keys
 from hashsvc.store.client import text, text_map
 
 
+def admin_index() -> str:
+    """The key-id index of the operators' keys."""
+    return keys.ADMIN_KEYS
+
+
 def platform_index(platform_id: str) -> str:
     """The key-id index of a platform's keys."""
     return keys.platform_keys(platform_id)
@@ -25,7 +30,7 @@ def platform_index(platform_id: str) -> str:
 
 def owner_index(credential: Credential) -> str:
     """The key-id index a credential belongs to."""
-    return keys.ADMIN_KEYS if credential.kind == "admin" else platform_index(credential.owner)
+    return admin_index() if credential.kind == "admin" else platform_index(credential.owner)
 
 
 def _encode(credential: Credential) -> str:
