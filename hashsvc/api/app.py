@@ -14,7 +14,7 @@ from hashsvc.api.errors import install_error_handlers
 from hashsvc.api.limits import BodySizeLimit
 from hashsvc.api.overload import AdmissionLimit
 from hashsvc.api.requestid import RequestId
-from hashsvc.api.routes import admin, cases, flags, health, jobs, scan, web
+from hashsvc.api.routes import admin, cases, feed, flags, health, jobs, scan, web
 from hashsvc.config import Settings
 from hashsvc.durability import check_durability
 from hashsvc.matching import Matcher, ReplicaSet
@@ -77,7 +77,15 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
     )
     app.add_middleware(RequestMetrics)  # counts and logs every answer, refusals included
     app.add_middleware(RequestId)  # outermost: even a 413 carries the request id
-    routers = (cases.router, scan.router, jobs.router, flags.router, admin.router, health.router)
+    routers = (
+        cases.router,
+        scan.router,
+        jobs.router,
+        flags.router,
+        feed.router,
+        admin.router,
+        health.router,
+    )
     for router in routers:
         app.include_router(router)
     app.include_router(web.router)  # the victim page at / and its assets

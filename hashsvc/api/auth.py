@@ -176,12 +176,18 @@ async def _reviewer(principal: Annotated[Principal, Depends(_require(Scope.REVIE
     return await _platform_with(principal)
 
 
+async def _feed_reader(principal: Annotated[Principal, Depends(_require(Scope.FEED))]) -> Platform:
+    return await _platform_with(principal)
+
+
 ScanningPlatformDep = Annotated[Platform, Depends(_scanning_platform)]
 """Scans and job uploads: scope scan, counted against the platform's scan quota."""
 JobReaderDep = Annotated[Platform, Depends(_job_reader)]
 """Reading the platform's own jobs: scope scan, no quota."""
 ReviewerDep = Annotated[Platform, Depends(_reviewer)]
 """The platform's own flags: scope review."""
+FeedReaderDep = Annotated[Platform, Depends(_feed_reader)]
+"""The partner hash feed and bank snapshot: scope feed."""
 AdminDep = Annotated[Principal, Depends(_require(Scope.ADMIN))]
 
 

@@ -16,7 +16,8 @@ by ``since`` and rebuilds from a snapshot of the bank.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterable
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -28,6 +29,7 @@ from hashsvc.store.client import text, text_list, text_map
 START = "0-0"
 DEFAULT_RETENTION = 1_000_000
 _SCAN_BATCH = 10_000
+_Entry = tuple[bytes | str | None, dict[bytes | str, bytes | str] | None]  # XRANGE's, as typed
 
 
 class StreamGap(Exception):
@@ -66,6 +68,30 @@ class ChangeStream:
             if not entries or text(entries[0][0]) != cursor:
                 raise StreamGap(cursor)
             entries = entries[1:]
+        changes = await self._resolve(entries)
+        return changes, (text(entries[-1][0] or cursor) if entries else cursor)
+
+    async def page(self, cursor: str, count: int, retention: int) -> tuple[list[Change], str, bool]:
+        """Like ``since`` for the partner feed: at most ``count`` changes strictly after
+        ``cursor``, the new cursor, and whether more follow. From ``START`` too a trimmed
+        stream raises ``StreamGap``: trimming never leaves fewer than ``retention`` entries
+        and nothing else shortens the stream, so one shorter than that was never trimmed."""
+        entries = await self._redis.xrange(keys.CHANGES, min=cursor, count=count + 2) or []
+        if cursor != START:
+            if not entries or text(entries[0][0]) != cursor:
+                raise StreamGap(cursor)
+            entries = entries[1:]
+        more = len(entries) > count
+        entries = entries[:count]
+        changes = await self._resolve(entries)
+        # Read after the range: the stream only grows until a trim, which leaves it this long.
+        if cursor == START and await self._redis.xlen(keys.CHANGES) >= retention:
+            raise StreamGap(cursor)
+        return changes, (text(entries[-1][0]) if entries else cursor), more
+
+    async def _resolve(self, entries: list[_Entry]) -> list[Change]:
+        """Stream entries as changes, adds with their codes read from the bank (an add whose
+        code is gone was withdrawn later in the stream: read as a remove)."""
         parsed = [text_map(raw_fields) for _, raw_fields in entries]
         adds = [i for i, fields in enumerate(parsed) if fields["op"] == "add"]
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -77,7 +103,7 @@ class ChangeStream:
             code = bytes.fromhex(text(codes[i])) if codes.get(i) else None
             op = "add" if code is not None else "remove"
             changes.append(Change(op, fields["signal"], int(fields["id"]), code))
-        return changes, (text(entries[-1][0] or cursor) if entries else cursor)
+        return changes
 
     async def snapshot(self, signal: str) -> AsyncIterator[list[tuple[int, bytes]]]:
         """The bank of one signal, in batches of (hash_id, code)."""
@@ -89,6 +115,34 @@ class ChangeStream:
                 batch = []
         if batch:
             yield batch
+
+    async def last_hash_id(self) -> int:
+        """The highest hash id issued so far (0 when none): every bank id is at most this."""
+        return int(await self._redis.get(keys.HASH_ID_SEQUENCE) or 0)
+
+    async def bank_range(
+        self, signals: Iterable[str], first: int, stop: int
+    ) -> list[tuple[int, str, str]]:
+        """The hashes of ids ``first`` to ``stop`` (excluded) still in the bank, as
+        (hash_id, signal, lowercase hex code)."""
+        ids = [str(i) for i in range(first, stop)]
+        names = list(signals)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for signal in names:
+                pipe.hmget(keys.bank(signal), ids)
+            replies = await pipe.execute()
+        return [
+            (int(hash_id), signal, text(code))
+            for signal, codes in zip(names, replies, strict=True)
+            for hash_id, code in zip(ids, codes, strict=True)
+            if code
+        ]
+
+    async def feed_id_key(self) -> bytes:
+        """The secret key of the partner feed's opaque hash ids: random, made once, kept with
+        the bank (ids must stay stable for as long as partners hold them)."""
+        await self._redis.set(keys.FEED_ID_KEY, secrets.token_hex(32), nx=True)
+        return bytes.fromhex(text(await self._redis.get(keys.FEED_ID_KEY)))
 
     async def owners(self, hash_ids: list[int]) -> list[str | None]:
         """The case owning each hash id (None for a hash withdrawn meanwhile)."""

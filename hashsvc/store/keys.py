@@ -20,6 +20,10 @@ DEAD_JOBS = PREFIX + "jobs:dead"  # STREAM job_id, error, deliveries
 JOBS_ACCEPTED = PREFIX + "jobs:count:accepted"
 JOBS_DONE = PREFIX + "jobs:count:done"
 JOBS_FAILED = PREFIX + "jobs:count:failed"
+FEED_ID_KEY = PREFIX + "feed:id-key"  # STRING: random key of the partner feed's opaque hash ids
+
+# A partner's replica of the bank (``hashsvc sync``), in the partner's own Redis.
+REPLICA_PREFIX = "hashsvc-replica:v1:"
 
 
 def bank(signal: str) -> str:
@@ -77,3 +81,23 @@ def rate_limit(bucket: str, subject: str) -> str:
     The subject (platform id, client IP) is stored only as a truncated sha256."""
     digest = hashlib.sha256(subject.encode()).hexdigest()[:32]
     return f"{PREFIX}ratelimit:{bucket}:{digest}"
+
+
+def replica_state(prefix: str) -> str:
+    """HASH server, cursor, snapshot, snapshot_page, snapshot_resume: where a replica stands."""
+    return f"{prefix}state"
+
+
+def replica_bank(prefix: str, signal: str) -> str:
+    """HASH feed id -> lowercase hex code: a replica's copy of one signal's bank."""
+    return f"{prefix}bank:{signal}"
+
+
+def replica_staging(prefix: str, signal: str) -> str:
+    """HASH feed id -> code: a snapshot being taken, swapped in for ``replica_bank`` when done."""
+    return f"{prefix}staging:{signal}"
+
+
+def replica_imported(prefix: str, signal: str) -> str:
+    """HASH digest -> code: hashes imported from a file, kept apart from the synced bank."""
+    return f"{prefix}imported:{signal}"

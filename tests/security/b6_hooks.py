@@ -84,7 +84,7 @@ class CaseSecret:
 
 
 @schemathesis.auth(refresh_interval=None, retry_on=[]).apply_to(
-    path_regex=r"^/v1/(scan|flags)(/|$)"
+    path_regex=r"^/v1/(scan|flags|hashes)(/|$)"
 )
 class PlatformKey:
     def get(self, case: AnyCase, context: AuthContext) -> str:
@@ -158,6 +158,8 @@ _SEMANTIC_REFUSALS = {
     "POST /v1/admin/platforms": "webhook_url_refused",
     "POST /v1/scan/jobs": "uri_not_allowed",
     "POST /v1/scan": "media_rejected",
+    "GET /v1/hashes/feed": "cursor_expired",  # a well-formed cursor the feed does not hold
+    "GET /v1/hashes/snapshot": "bad_request",  # a page token the server did not issue
 }
 
 

@@ -17,6 +17,8 @@ The expected outcome of a cell follows from the route's audience and the object'
 - ``platform`` (scope scan or review): no credential or a case secret is 401; an operator key
   is 403 (valid, lacks the scope); a platform acts on its own jobs and flags only, and another
   platform's job or flag answers exactly the bytes of a nonexistent one.
+- ``feed`` (the partner hash feed, scope feed, which none of the principals has): no credential
+  or a case secret is 401, every other key 403.
 - ``admin``: no credential or a case secret is 401, a platform key 403; the operator acts on
   every platform, and a nonexistent platform or key (or a key named under another platform) is
   404.
@@ -200,7 +202,7 @@ class Target:
 class Policy:
     method: str
     path: str
-    audience: str  # public | victim | platform | admin
+    audience: str  # public | victim | platform | feed (refused to every principal) | admin
     success: int
     targets: tuple[Target, ...]
     json_body: JsonBody | None = None  # the valid JSON body (extra fields are added to it)
@@ -316,6 +318,10 @@ POLICY: tuple[Policy, ...] = (
         _owned("flag_id", "flag", lambda w: w.flags),
         json_body=lambda _: {"decision": "needs_more_info"},
     ),
+    # partners: the hash feed (scope feed, which no principal of the matrix has: the bank's
+    # hashes are what the feed serves, see tests/partner)
+    Policy("GET", "/v1/hashes/snapshot", "feed", 200, ANY),
+    Policy("GET", "/v1/hashes/feed", "feed", 200, ANY),
     # operators
     Policy("GET", "/v1/admin/platforms", "admin", 200, ANY),
     Policy(
@@ -384,7 +390,7 @@ def authentication_outcome(audience: str, principal: str) -> int | None:
         return None if principal in VICTIMS else 401
     if principal in (ANON, C1, C2):
         return 401
-    allowed = PLATFORMS if audience == "platform" else (ADMIN,)
+    allowed = {"platform": PLATFORMS, "admin": (ADMIN,)}.get(audience, ())
     return None if principal in allowed else 403
 
 
