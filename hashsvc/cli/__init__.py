@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hashsvc.cli import platform, server, victim
+from hashsvc.cli import platform, server, sync, victim
 
 app = typer.Typer(
     name="hashsvc",
@@ -15,6 +15,7 @@ app = typer.Typer(
 victim.register(app)
 platform.register(app)
 server.register(app)
+sync.register(app)
 
 
 def main() -> None:
