@@ -101,6 +101,8 @@ def _busy_blocks(grey: Grey) -> Mask:
     dy = np.abs(np.diff(grey, axis=0))[:, :-1]
     gradient = dx + dy
     rows, cols = gradient.shape[0] // BLOCK, gradient.shape[1] // BLOCK
+    if rows == 0 or cols == 0:  # a picture smaller than one block has no busy block
+        return np.zeros((rows, cols), dtype=bool)
     blocks = gradient[: rows * BLOCK, : cols * BLOCK].reshape(rows, BLOCK, cols, BLOCK)
     levels = grey[: rows * BLOCK, : cols * BLOCK].reshape(rows, BLOCK, cols, BLOCK)
     median = np.median(levels, axis=(1, 3), keepdims=True)
