@@ -99,6 +99,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     for pid in [*started, *server.descendants()]:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+    server.process.wait(30)  # reaped: no ResourceWarning surfacing in a later test
 
 
 def test_two_workers_serve_and_stop_cleanly(served: Served) -> None:
