@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hashsvc.config import Settings
 from hashsvc.errors import (
@@ -22,6 +23,9 @@ from hashsvc.models import CaseRecord, HashEntry
 from hashsvc.security import is_case_id, new_case_id, new_case_secret, verifier, verify
 from hashsvc.signals import get_signal
 from hashsvc.store import Store
+
+if TYPE_CHECKING:
+    from hashsvc.trust import Trust
 
 # Compared against when the case id is unknown, so both paths do the same work.
 _DUMMY_VERIFIER = verifier("hashsvc-no-such-case")
@@ -139,13 +143,32 @@ async def submit(
     videos: Sequence[Sequence[SubmittedHash]],
     settings: Settings,
     store: Store,
+    trust: Trust | None = None,
 ) -> NewCase:
-    """Create a case from validated hashes; the secret is returned here and never again."""
+    """Create a case from validated hashes; the secret is returned here and never again.
+    With ``trust``, a hash of allow-listed content is refused (422, a neutral message)."""
     entries = validate_submission(images, videos, settings)
+    if trust is not None:
+        await trust.check_submission(entries, _places(images, videos, entries))
     case_id, secret = new_case_id(), new_case_secret()
     pepper = settings.token_pepper.get_secret_value()
     await store.cases.create(case_id, verifier(secret, pepper), entries, videos=len(videos))
     return NewCase(case_id, secret, len(entries))
+
+
+def _places(
+    images: Sequence[SubmittedHash],
+    videos: Sequence[Sequence[SubmittedHash]],
+    entries: Sequence[HashEntry],
+) -> list[str]:
+    """Where each validated entry was first given (``hashes[2]``, ``videos[0].frames[5]``)."""
+    first: dict[tuple[str, str], str] = {}
+    sent = [(f"hashes[{i}]", h) for i, h in enumerate(images)] + [
+        (f"videos[{n}].frames[{i}]", h) for n, v in enumerate(videos) for i, h in enumerate(v)
+    ]
+    for place, item in sent:
+        first.setdefault((item.signal, item.hex.lower()), place)
+    return [first.get((e.signal, e.code.hex()), "hashes") for e in entries]
 
 
 async def authorize(case_id: str, secret: str, settings: Settings, store: Store) -> CaseRecord:

@@ -100,6 +100,29 @@ class Settings(BaseSettings):
     )
     auth_failure_burst: int = Field(default=30, ge=1)
 
+    # Trust and safety (hashsvc.trust): the flood/poisoning breaker and the feedback loop.
+    breaker_matches_per_window: int = Field(
+        default=50,
+        ge=1,
+        description="A stored hash matched by this many distinct uploads (from at least "
+        "breaker_platforms platforms) within breaker_window_s is quarantined.",
+    )
+    breaker_platforms: int = Field(default=3, ge=1)
+    breaker_window_s: float = Field(default=60.0, gt=0)
+    feedback_not_violating_platforms: int = Field(
+        default=2,
+        ge=1,
+        description="A stored hash whose flags this many distinct platforms decided "
+        "not_violating is quarantined.",
+    )
+    oracle_alert_matches: int = Field(
+        default=200,
+        ge=1,
+        description="Matching hash-only scans of one platform within oracle_window_s that "
+        "raise an oracle alert (audit log entry and metric).",
+    )
+    oracle_window_s: int = Field(default=3600, ge=1)
+
     max_job_upload_bytes: int = Field(default=100 * MiB, ge=1024)
     job_blob_ttl_s: int = Field(default=24 * 3600, ge=60, description="Upload kept at most.")
     max_job_backlog: int = Field(default=10_000, ge=1, description="Beyond: 503 + Retry-After.")

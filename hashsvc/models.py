@@ -27,6 +27,7 @@ class StoredHash:
 
 class CaseStatus(StrEnum):
     ACTIVE = "active"
+    UNDER_REVIEW = "under review"  # shown while one of the case's hashes is quarantined
 
 
 class Decision(StrEnum):
@@ -60,6 +61,7 @@ class Flag:
     status: FlagStatus = FlagStatus.OPEN
     decision: Decision = Decision.PENDING
     decided_at: float | None = None
+    hash_ids: tuple[int, ...] = ()  # the stored hashes that matched (server-side, like case_id)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,13 @@ SCAN_MATCHES = Counter(
     ["signal"],
     registry=REGISTRY,
 )
+TRUST_EVENTS = Counter(
+    "hashsvc_trust_events",
+    "Trust and safety events: hashes quarantined (by reason), matches held (no flag raised), "
+    "oracle alerts (a platform's matching hash-only scans past oracle_alert_matches)",
+    ["event"],
+    registry=REGISTRY,
+)
 REDIS_ERRORS = Counter(
     "hashsvc_redis_errors",
     "Requests answered 503 because Redis failed, by error type",

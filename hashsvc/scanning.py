@@ -1,10 +1,13 @@
 """The one scan pipeline, shared by the API and the workers: hashes (given, or computed from
-media) -> case matches -> flags raised for the platform (and shown on the victims' cases) ->
-hits for the platform. Platforms get opaque flag ids, never case ids."""
+media) -> case matches -> the matches that may raise flags (``admitted``: the breaker, the
+quarantine and the allow-list of ``hashsvc.trust``) -> flags raised for the platform (and shown
+on the victims' cases) -> hits for the platform. Platforms get opaque flag ids, never case ids;
+a held match is invisible to them."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +16,7 @@ from hashsvc.matching.matcher import CaseMatch
 from hashsvc.models import Flag, HashEntry, Platform
 from hashsvc.security import derived_flag_id, new_flag_id
 from hashsvc.store import Store
+from hashsvc.trust import Trust
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ def flags_for(
                 matched_frames=m.matched_frames,
                 created_at=now,
                 job_id=job_id,
+                hash_ids=m.hash_ids,
             ),
             m.case_id,
         )
@@ -59,11 +64,44 @@ def hits_for(flags: Sequence[tuple[Flag, str]], matches: Sequence[CaseMatch]) ->
     return sorted(hits, key=lambda h: (h.distance, h.flag_id, h.signal))
 
 
+async def admitted(
+    matches: Sequence[CaseMatch],
+    frames: Sequence[Sequence[HashEntry]],
+    platform: Platform,
+    trust: Trust,
+    *,
+    upload_id: str,
+    min_frames: int = 1,
+    hash_only: bool = False,
+) -> list[CaseMatch]:
+    """The matches that may raise flags (every scan path asks here): each match event is
+    counted by the breaker; frames that matched a quarantined hash or show allow-listed
+    content are dropped (see ``hashsvc.trust``). ``upload_id`` names the upload once (a job
+    id: a redelivered job counts once)."""
+    return await trust.admit(
+        matches,
+        frames,
+        platform.platform_id,
+        upload_id=upload_id,
+        min_frames=min_frames,
+        hash_only=hash_only,
+    )
+
+
 async def scan(
-    entries: Sequence[HashEntry], platform: Platform, matcher: Matcher, store: Store
+    entries: Sequence[HashEntry],
+    platform: Platform,
+    matcher: Matcher,
+    store: Store,
+    trust: Trust,
+    *,
+    hash_only: bool = False,
 ) -> list[ScanHit]:
     """Synchronous scan of one image's hashes: match, raise flags, return the hits."""
-    matches = await matcher.match(entries)
+    found = await matcher.match(entries)
+    matches = await admitted(
+        found, [entries], platform, trust, upload_id=uuid.uuid4().hex, hash_only=hash_only
+    )
     raised = [
         (flag, case_id)
         for flag, case_id in flags_for(matches, platform)

@@ -35,6 +35,7 @@ from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.models import HashEntry, Platform, ScanJob
 from hashsvc.signals import SIGNALS
 from hashsvc.store import Store
+from hashsvc.trust import Trust
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class ScanWorker:
         self.consumer = consumer
         self.replicas = ReplicaSet(store.changes, SIGNALS)
         self.matcher = Matcher(self.replicas, store.changes, settings, store.cases.signals)
+        self.trust = Trust(settings, store)
         self._next_sweep = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -200,7 +202,10 @@ class ScanWorker:
         min_frames = 1
         if media.kind == "video":
             min_frames = min(self.settings.video_min_matching_frames, len(frames))
-        matches = await self.matcher.match_frames(frames, min_frames=max(1, min_frames))
+        found = await self.matcher.match_frames(frames, min_frames=max(1, min_frames))
+        matches = await scanning.admitted(
+            found, frames, platform, self.trust, upload_id=job.job_id, min_frames=min_frames
+        )
         flags = scanning.flags_for(matches, platform, job_id=job.job_id)
         hits = scanning.hits_for(flags, matches)
         result: dict[str, object] = {

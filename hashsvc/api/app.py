@@ -14,13 +14,14 @@ from hashsvc.api.errors import install_error_handlers
 from hashsvc.api.limits import BodySizeLimit
 from hashsvc.api.overload import AdmissionLimit
 from hashsvc.api.requestid import RequestId
-from hashsvc.api.routes import admin, cases, feed, flags, health, jobs, scan, web
+from hashsvc.api.routes import admin, cases, feed, flags, health, jobs, scan, trust, web
 from hashsvc.config import Settings
 from hashsvc.durability import check_durability
 from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.observability import RequestMetrics
 from hashsvc.signals import SIGNALS
 from hashsvc.store import Store
+from hashsvc.trust import Trust
 
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -38,7 +39,7 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
             for signal in SIGNALS.values():  # build the low-information references now
                 await anyio.to_thread.run_sync(signal.degenerate_codes)
             matcher = Matcher(replicas, store.changes, settings, store.cases.signals)
-            app.state.hashsvc = AppState(settings, store, replicas, matcher)
+            app.state.hashsvc = AppState(settings, store, replicas, matcher, Trust(settings, store))
             yield
         finally:
             await store.close()
@@ -54,6 +55,7 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
     upload_limits = {
         "/v1/scan": settings.max_upload_bytes,
         "/v1/scan/jobs": settings.max_job_upload_bytes,
+        "/v1/admin/allowlist": settings.max_upload_bytes,  # an image, hashed server-side
     }
 
     def limit_for(path: str, content_type: str) -> int:
@@ -84,6 +86,7 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
         flags.router,
         feed.router,
         admin.router,
+        trust.router,
         health.router,
     )
     for router in routers:

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from hashsvc.config import Settings
 from hashsvc.matching import Matcher, ReplicaSet
 from hashsvc.store import Store
+from hashsvc.trust import Trust
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AppState:
     store: Store
     replicas: ReplicaSet
     matcher: Matcher
+    trust: Trust
 
 
 def _state(request: Request) -> AppState:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hashsvc.cli import platform, server, sync, victim
+from hashsvc.cli import platform, server, sync, trust, victim
 
 app = typer.Typer(
     name="hashsvc",
@@ -16,6 +16,7 @@ victim.register(app)
 platform.register(app)
 server.register(app)
 sync.register(app)
+trust.register(app)
 
 
 def main() -> None:

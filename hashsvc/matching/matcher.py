@@ -30,12 +30,29 @@ CaseSignals = Callable[[str], Awaitable[set[str]]]
 
 
 @dataclass(frozen=True)
+class MatchedHash:
+    """One stored hash accepted as evidence of a match: which query frame, how close."""
+
+    frame: int
+    hash_id: int
+    signal: str
+    distance: int
+
+
+@dataclass(frozen=True)
 class CaseMatch:
-    """A case the scan matches: best distance per signal over the matching frames."""
+    """A case the scan matches: best distance per signal over the matching frames, and the
+    stored hashes that matched (per frame, the closest of each signal)."""
 
     case_id: str
     distances: dict[str, int]
     matched_frames: int
+    evidence: tuple[MatchedHash, ...] = ()
+
+    @property
+    def hash_ids(self) -> tuple[int, ...]:
+        """The stored hashes that matched, without repeats, in increasing order."""
+        return tuple(sorted({e.hash_id for e in self.evidence}))
 
     @property
     def signal(self) -> str:
@@ -49,12 +66,7 @@ class CaseMatch:
         return self.distances[self.signal]
 
 
-@dataclass(frozen=True)
-class _Hit:
-    frame: int
-    hash_id: int
-    signal: str
-    distance: int
+_Hit = MatchedHash
 
 
 @dataclass
@@ -140,16 +152,18 @@ class Matcher:
     ) -> CaseMatch | None:
         distances: dict[str, int] = {}
         matched = 0
+        evidence: list[MatchedHash] = []
         for frame, frame_evidence in by_frame.items():
             accepted = await self._accept(
                 case_id, frame_evidence.best, query_has_primary=frame in frames_with_primary
             )
             matched += bool(accepted)
+            evidence += accepted.values()
             for signal, hit in accepted.items():
                 distances[signal] = min(distances.get(signal, hit.distance), hit.distance)
         if matched < min_frames:
             return None
-        return CaseMatch(case_id, distances, matched)
+        return CaseMatch(case_id, distances, matched, tuple(evidence))
 
     async def _accept(
         self, case_id: str, per_signal: dict[str, _Hit], *, query_has_primary: bool

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from hashsvc.store.allowlist import AllowListStore
 from hashsvc.store.audit import AuditLog
 from hashsvc.store.cases import CaseStore
 from hashsvc.store.changes import DEFAULT_RETENTION, ChangeStream
@@ -14,6 +15,7 @@ from hashsvc.store.credentials import CredentialStore
 from hashsvc.store.flags import FlagStore
 from hashsvc.store.jobs import JobStore
 from hashsvc.store.platforms import PlatformStore
+from hashsvc.store.quarantine import QuarantineStore
 from hashsvc.store.ratelimit import RateLimiter
 
 
@@ -28,6 +30,8 @@ class Store:
     changes: ChangeStream
     rate_limits: RateLimiter
     audit: AuditLog
+    quarantine: QuarantineStore
+    allowlist: AllowListStore
 
     @classmethod
     def open(cls, url: str, *, change_retention: int = DEFAULT_RETENTION) -> Store:
@@ -44,6 +48,8 @@ class Store:
             changes=ChangeStream(redis),
             rate_limits=RateLimiter(redis),
             audit=AuditLog(redis),
+            quarantine=QuarantineStore(redis),
+            allowlist=AllowListStore(redis),
         )
 
     async def ping(self) -> bool:

@@ -47,6 +47,7 @@ class CaseStore:
                 tx.hset(keys.bank(entry.signal), str(hash_id), entry.code.hex())
                 tx.hset(keys.BANK_OWNER, str(hash_id), case_id)
                 append_change(tx, "add", entry.signal, hash_id, self._retention)
+            tx.incr(keys.CASE_COUNT)
             await tx.execute()
         return hash_ids
 
@@ -86,14 +87,33 @@ class CaseStore:
                         tx.hdel(keys.bank(signal), hash_id)
                         tx.hdel(keys.BANK_OWNER, hash_id)
                         append_change(tx, "remove", signal, int(hash_id), self._retention)
+                        tx.delete(*keys.trust_hash_keys(hash_id))  # its breaker and quarantine
+                        tx.zrem(keys.QUARANTINE, hash_id)
                     for flag_id in flag_ids:
                         tx.hset(keys.flag(flag_id), "status", FlagStatus.WITHDRAWN.value)
                         tx.hdel(keys.flag(flag_id), "case_id")
                     tx.delete(*case_keys)
+                    tx.decr(keys.CASE_COUNT)
                     await tx.execute()
                     return True
                 except WatchError:
                     continue
+
+    async def bank_size(self, signal: str) -> int:
+        """Hashes of one signal in the bank."""
+        return int(await self._redis.hlen(keys.bank(signal)))
+
+    async def count(self) -> int:
+        """Live cases (counted by create and withdraw)."""
+        return max(0, int(await self._redis.get(keys.CASE_COUNT) or 0))
+
+    async def hash_owner(self, hash_id: int) -> tuple[str, str] | None:
+        """The case owning a stored hash and the hash's signal; None if not in the bank."""
+        case_id = await self._redis.hget(keys.BANK_OWNER, str(hash_id))
+        if case_id is None:
+            return None
+        signal = await self._redis.hget(keys.case_hashes(text(case_id)), str(hash_id))
+        return (text(case_id), text(signal)) if signal is not None else None
 
     async def signals(self, case_id: str) -> set[str]:
         """The signal types the case holds hashes of."""

@@ -57,7 +57,10 @@ def flag_fields(flag: Flag, case_id: str) -> list[str]:
     values = {name: getattr(flag, name) for name in _FIELD_NAMES}
     pairs = ["case_id", case_id]
     for name, value in values.items():
-        if value is not None:
+        if name == "hash_ids":
+            if value:
+                pairs += [name, ",".join(map(str, value))]
+        elif value is not None:
             pairs += [name, str(value)]
     return pairs
 
@@ -85,6 +88,7 @@ def _parse(fields_: dict[str, str]) -> Flag:
         status=FlagStatus(fields_["status"]),
         decision=Decision(fields_["decision"]),
         decided_at=float(decided_at) if decided_at else None,
+        hash_ids=tuple(int(h) for h in fields_.get("hash_ids", "").split(",") if h),
     )
 
 
@@ -159,3 +163,23 @@ class FlagStore:
             keys=[keys.flag(flag_id)], args=[platform_id, decision.value, repr(time.time())]
         )
         return text(previous) if previous else None
+
+    async def tally(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Flags per status and per decision, over every platform (reads every flag: for
+        operators' statistics, not for a hot path)."""
+        statuses: dict[str, int] = {}
+        decisions: dict[str, int] = {}
+        for platform_id in sorted(text(p) for p in await self._redis.smembers(keys.PLATFORMS)):
+            ids = [
+                text(i) for i in await self._redis.zrange(keys.platform_flags(platform_id), 0, -1)
+            ]
+            for start in range(0, len(ids), 1000):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for flag_id in ids[start : start + 1000]:
+                        pipe.hmget(keys.flag(flag_id), ["status", "decision"])
+                    rows = await pipe.execute()
+                for status, decision in rows:
+                    if status is not None:
+                        statuses[text(status)] = statuses.get(text(status), 0) + 1
+                        decisions[text(decision)] = decisions.get(text(decision), 0) + 1
+        return statuses, decisions

@@ -20,6 +20,12 @@ DEAD_JOBS = PREFIX + "jobs:dead"  # STREAM job_id, error, deliveries
 JOBS_ACCEPTED = PREFIX + "jobs:count:accepted"
 JOBS_DONE = PREFIX + "jobs:count:done"
 JOBS_FAILED = PREFIX + "jobs:count:failed"
+CASE_COUNT = PREFIX + "cases:count"  # STRING: live cases (moved with create and withdraw)
+# Trust and safety (hashsvc.trust): quarantined stored hashes and the allow-list bank.
+QUARANTINE = PREFIX + "trust:quarantine"  # ZSET hash_id -> time it was quarantined
+ALLOWLIST_META = PREFIX + "allowlist:meta"  # HASH entry id -> JSON signal, added_at, label
+ALLOWLIST_SEQUENCE = PREFIX + "allowlist:seq"  # entry ids
+ALLOWLIST_VERSION = PREFIX + "allowlist:version"  # bumped by every change: caches reload
 FEED_ID_KEY = PREFIX + "feed:id-key"  # STRING: random key of the partner feed's opaque hash ids
 
 # A partner's replica of the bank (``hashsvc sync``), in the partner's own Redis.
@@ -101,3 +107,45 @@ def replica_staging(prefix: str, signal: str) -> str:
 def replica_imported(prefix: str, signal: str) -> str:
     """HASH digest -> code: hashes imported from a file, kept apart from the synced bank."""
     return f"{prefix}imported:{signal}"
+
+
+def trust_hash(hash_id: int | str) -> str:
+    """HASH of one stored hash's trust state: state (absent = active, ``quarantined``,
+    ``confirmed``), reason, state_at, matches, held, first_at, last_at, ``m:<platform id>``
+    (matches per platform). Deleted with the hash."""
+    return f"{PREFIX}trust:hash:{hash_id}"
+
+
+def trust_uploads(hash_id: int | str) -> str:
+    """ZSET upload id -> time: the breaker's sliding window of distinct uploads (TTL)."""
+    return f"{PREFIX}trust:hash:{hash_id}:uploads"
+
+
+def trust_platforms(hash_id: int | str) -> str:
+    """ZSET platform id -> last match time: the breaker's window of platforms (TTL)."""
+    return f"{PREFIX}trust:hash:{hash_id}:platforms"
+
+
+def trust_votes(hash_id: int | str) -> str:
+    """HASH flag id -> "<platform id> <decision>": platforms' decisions on the hash's flags."""
+    return f"{PREFIX}trust:hash:{hash_id}:votes"
+
+
+def trust_hash_keys(hash_id: int | str) -> list[str]:
+    """Every trust key of one stored hash (deleted when its case is withdrawn)."""
+    return [
+        trust_hash(hash_id),
+        trust_uploads(hash_id),
+        trust_platforms(hash_id),
+        trust_votes(hash_id),
+    ]
+
+
+def oracle_counter(platform_id: str, bucket: int) -> str:
+    """STRING: matching hash-only scans of a platform in one fixed window (TTL)."""
+    return f"{PREFIX}trust:oracle:{platform_id}:{bucket}"
+
+
+def allowlist(signal: str) -> str:
+    """HASH entry id -> lowercase hex code: the allow-list bank of one signal."""
+    return f"{PREFIX}allowlist:{signal}"

@@ -11,6 +11,7 @@ from hashsvc.api.auth import CaseCreationQuota, CaseDep, audit
 from hashsvc.api.deps import StateDep
 from hashsvc.api.schemas.cases import CaseCreate, CaseCreated, CaseStatusOut, MatchOut
 from hashsvc.api.schemas.common import ErrorResponse, error_responses
+from hashsvc.models import CaseStatus
 
 _CASE_ERRORS: dict[int | str, dict[str, Any]] = {
     **error_responses(401, 429, 503),
@@ -32,7 +33,7 @@ async def create_case(body: CaseCreate, state: StateDep, response: Response) -> 
     response.headers["Cache-Control"] = "no-store"  # the body carries the case secret
     images = [h.submitted() for h in body.hashes]
     videos = [[h.submitted() for h in video.frames] for video in body.videos]
-    created = await cases.submit(images, videos, state.settings, state.store)
+    created = await cases.submit(images, videos, state.settings, state.store, state.trust)
     await audit(state, "victim", "case.create", created.case_id)
     return CaseCreated(
         case_id=created.case_id, secret=created.secret, hash_count=created.hash_count
@@ -46,7 +47,11 @@ async def case_status(record: CaseDep, state: StateDep, response: Response) -> C
     flags = await state.store.flags.for_case(record.case_id)
     return CaseStatusOut(
         case_id=record.case_id,
-        status=record.status.value,
+        status=(
+            CaseStatus.UNDER_REVIEW
+            if await state.store.quarantine.case_under_review(record.case_id)
+            else record.status
+        ).value,
         created_at=record.created_at,
         hashes=record.hash_counts,
         videos=record.videos,

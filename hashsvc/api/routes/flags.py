@@ -64,4 +64,5 @@ async def decide(flag_id: str, body: DecisionIn, platform: ReviewerDep, state: S
     if previous == FlagStatus.WITHDRAWN.value:
         raise FlagWithdrawn(flag_id)
     await audit(state, f"platform:{platform.platform_id}", "flag.decide", flag_id)
+    await state.trust.record_decision(flags[0])  # the feedback loop (hashsvc.trust)
     return FlagOut.of(flags[0])

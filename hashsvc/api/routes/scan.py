@@ -60,7 +60,11 @@ async def scan(request: Request, platform: ScanningPlatformDep, state: StateDep)
             "unsupported Content-Type: send application/json hashes, multipart/form-data "
             "with a 'file' field, or a raw image body"
         )
-    hits = await scanning.scan(entries, platform, state.matcher, state.store) if usable else []
+    hits = []
+    if usable:
+        hits = await scanning.scan(
+            entries, platform, state.matcher, state.store, state.trust, hash_only=not computed
+        )
     observe_scan("image" if computed else "hashes", (h.signal for h in hits), usable)
     for hit in hits:
         await audit(state, f"platform:{platform.platform_id}", "flag.raise", hit.flag_id)
