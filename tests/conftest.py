@@ -14,6 +14,7 @@ from hashsvc.config import Settings
 from hashsvc.embedded import EmbeddedRedis
 from tests.helpers import UNTHROTTLED, make_admin_key, make_platform
 from tests.live import LiveService, start_service
+from tests.workers.conftest import Workers
 
 MiB = 1024 * 1024
 
@@ -71,3 +72,13 @@ def api_key(settings: Settings, redis_url: str) -> str:
 @pytest.fixture
 def admin_key(settings: Settings, redis_url: str) -> str:
     return make_admin_key(settings, redis_url)
+
+
+@pytest.fixture
+def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
+    """Real worker processes on the test Redis (started by the test), stopped afterwards."""
+    log_dir = tmp_path / "worker-logs"
+    log_dir.mkdir()
+    pool = Workers(redis_url, log_dir)
+    yield pool
+    pool.stop_all()

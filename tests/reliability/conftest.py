@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workers.conftest import settings, workers
+from tests.workers.conftest import settings
 
-__all__ = ["settings", "workers"]  # the worker-process fixtures, shared with tests/workers
+__all__ = ["settings"]  # the worker-tuned settings of tests/workers (workers: tests/conftest.py)
 
 
 @pytest.fixture

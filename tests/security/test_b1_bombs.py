@@ -105,15 +105,6 @@ def test_bombs_through_the_sync_api(
     assert served.alive()
 
 
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
-    log_dir = tmp_path / "worker-logs"
-    log_dir.mkdir()
-    pool = Workers(redis_url, log_dir)
-    yield pool
-    pool.stop_all()
-
-
 def test_bombs_through_the_queue(
     client: httpx.Client, api_key: str, workers: Workers, bomb_set: dict[str, bytes]
 ) -> None:

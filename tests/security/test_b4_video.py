@@ -8,7 +8,6 @@ import json
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -70,15 +69,6 @@ def roots(tmp_path: Path, clips: dict[str, bytes], canary: Path) -> dict[str, Pa
     (root_a / "empty.mp4").write_bytes(b"")
     (root_a / "escape.mp4").symlink_to(canary)
     return {"a": root_a, "b": root_b}
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
-    log_dir = tmp_path / "worker-logs"
-    log_dir.mkdir()
-    pool = Workers(redis_url, log_dir)
-    yield pool
-    pool.stop_all()
 
 
 def test_hostile_videos_fail_with_a_reason(

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -279,15 +277,6 @@ def injected(settings: Settings, redis_url: str) -> list[HashEntry]:
         entries += [HashEntry(h.signal, h.code) for h in computed]
     inject_case(redis_url, entries)
     return entries
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
-    log_dir = tmp_path / "worker-logs"
-    log_dir.mkdir()
-    pool = Workers(redis_url, log_dir)
-    yield pool
-    pool.stop_all()
 
 
 def test_low_quality_jobs_match_nothing(

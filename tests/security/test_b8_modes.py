@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +87,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, content in data.items():
         (directory / name).write_bytes(content)
     return {name: directory / name for name in data}
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
-    log_dir = tmp_path / "worker-logs"
-    log_dir.mkdir()
-    pool = Workers(redis_url, log_dir)
-    yield pool
-    pool.stop_all()
 
 
 Hashes = dict[str, tuple[str, int | None]]

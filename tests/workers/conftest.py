@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +85,6 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-@pytest.fixture
-def workers(redis_url: str, tmp_path: Path) -> Iterator[Workers]:
-    log_dir = tmp_path / "worker-logs"
-    log_dir.mkdir()
-    pool = Workers(redis_url, log_dir)
-    yield pool
-    pool.stop_all()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, interval: float = 0.1) -> None:
