@@ -32,6 +32,9 @@ Schema cannot say, and are excused by operation and error, nothing else:
 * ``POST /v1/scan`` refused with ``media_rejected``: an upload must decode as an image of an
   allowed format within the size and pixel limits (``hashsvc.media``); ``format: binary``
   says nothing of the bytes;
+* ``POST /v1/admin/allowlist`` refused with ``media_rejected`` or ``low_information_hash``
+  (an upload that is no picture, or a flat one); ``POST /v1/cases`` with
+  ``hash_not_accepted`` (a hash allow-listed by an earlier request of the run);
 * ``POST /v1/scan/jobs`` with a ``{"uri": ...}`` body refused with ``uri_not_allowed`` (no
   file root configured, the URI outside it, not a regular file): which files a platform may
   name is host configuration, set with the CLI.
@@ -158,6 +161,7 @@ _SEMANTIC_REFUSALS = {
     "POST /v1/admin/platforms": "webhook_url_refused",
     "POST /v1/scan/jobs": "uri_not_allowed",
     "POST /v1/scan": "media_rejected",
+    "POST /v1/admin/allowlist": "media_rejected",  # bytes that are no picture to hash
     "GET /v1/hashes/feed": "cursor_expired",  # a well-formed cursor the feed does not hold
     "GET /v1/hashes/snapshot": "bad_request",  # a page token the server did not issue
 }
@@ -167,6 +171,10 @@ def _excused(operation: str, error: dict[str, Any]) -> bool:
     duplicate = error.get("code") == "invalid_hash" and "duplicate of" in str(error.get("message"))
     if operation == "POST /v1/cases" and duplicate:
         return True
+    if operation == "POST /v1/admin/allowlist" and error.get("code") == "low_information_hash":
+        return True  # a flat picture: the allow-list takes no hash that matches nothing
+    if operation == "POST /v1/cases" and error.get("code") == "hash_not_accepted":
+        return True  # a hash the fuzzer allow-listed earlier (POST /v1/admin/allowlist)
     return error.get("code") == _SEMANTIC_REFUSALS.get(operation)
 
 

@@ -44,6 +44,8 @@ from hashsvc.config import Settings
 from hashsvc.platforms import register_platform
 from hashsvc.store import Store
 from hashsvc.store.credentials import platform_index
+from hashsvc.store.keys import case_hashes
+from hashsvc.store.quarantine import hash_ref
 from tests.helpers import (
     PHOTOS,
     UNTHROTTLED,
@@ -70,6 +72,7 @@ SEMANTIC_REFUSALS = {
     "POST /v1/admin/platforms",
     "POST /v1/scan",
     "POST /v1/scan/jobs",
+    "POST /v1/admin/allowlist",
 }
 NO_QUOTAS: dict[str, Any] = {
     **UNTHROTTLED,
@@ -169,6 +172,17 @@ def make_objects(settings: Settings, redis_url: str, client: httpx.Client) -> di
         "/v1/scan/jobs", files=upload(reupload(photos[2])), headers=bearer(platform_key)
     )
     assert job.status_code == 202, job.text
+
+    async def quarantined_hash() -> str:
+        """A stored hash of the first case, quarantined: for the operators' hash routes."""
+        store = Store.open(redis_url)
+        try:
+            hash_id = min(int(h) for h in await store.redis.hkeys(case_hashes(cases[0][0])))
+            await store.quarantine.quarantine([hash_id], "breaker", now=time.time())
+            return hash_ref(hash_id)
+        finally:
+            await store.close()
+
     return {
         "platform_key": platform_key,
         "admin_key": make_admin_key(settings, redis_url),
@@ -180,6 +194,7 @@ def make_objects(settings: Settings, redis_url: str, client: httpx.Client) -> di
         "case_secrets": dict(cases),
         "flag_id": scan.json()["matches"][0]["flag_id"],
         "job_id": job.json()["job_id"],
+        "hash_ref": asyncio.run(quarantined_hash()),
     }
 
 
@@ -195,6 +210,10 @@ def write_config(path: Path, objects: dict[str, Any]) -> None:
         f"POST {admin}/keys": {"platform_id": objects["platform_id"]},
         f"POST {admin}/disable": {"platform_id": objects["platform_id"]},
         f"POST {admin}/enable": {"platform_id": objects["platform_id"]},
+        "GET /v1/admin/hashes/{hash_ref}": {"hash_ref": objects["hash_ref"]},
+        "POST /v1/admin/hashes/{hash_ref}/reset": {"hash_ref": objects["hash_ref"]},
+        "POST /v1/admin/quarantine/{hash_ref}/release": {"hash_ref": objects["hash_ref"]},
+        "POST /v1/admin/quarantine/{hash_ref}/confirm": {"hash_ref": objects["hash_ref"]},
         f"DELETE {admin}/keys/{{key_id}}": {
             "platform_id": objects["platform_id"],
             "key_id": objects["key_id"],
