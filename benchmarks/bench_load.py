@@ -59,6 +59,7 @@ from hashsvc.models import HashEntry
 from hashsvc.platforms import register_platform
 from hashsvc.signals import SIGNALS
 from hashsvc.store import Store, keys
+from tests.procfs import descendants, free_port
 
 CASE_SIZE = 5_000  # hashes per signal per bulk case
 TIMEOUT_S = 10.0
@@ -236,22 +237,6 @@ def stats(results: list[Result], seconds: float) -> Stats:
 
 
 # --- the service ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                found += [int(child), *descendants(int(child))]
-    return found
 
 
 def proc_sample(pid: int) -> tuple[float, int, int] | None:

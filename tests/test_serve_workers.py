@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_service import cli_env, free_port, redis_answers
+from tests.procfs import cmdline, descendants, free_port, running
+from tests.test_service import cli_env, redis_answers
 
 WORKERS = ("--workers", "2")
 
@@ -57,31 +58,6 @@ class Served:
     def request_lines(self) -> list[dict[str, object]]:
         entries = [json.loads(line) for line in self.log.read_text().splitlines() if line]
         return [e for e in entries if e.get("logger") == "hashsvc.request"]
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (from /proc; [] once it is gone)."""
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                found += [int(child), *descendants(int(child))]
-    return found
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def cmdline(pid: int) -> str:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    return ""
 
 
 def alive_after(pids: list[int], timeout_s: float) -> list[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,35 +12,16 @@ from pathlib import Path
 
 import httpx
 
+from tests.procfs import children, free_port, rss_bytes
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a process (``VmRSS`` in ``/proc/PID/status``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (the sandboxed decoders of a server)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
+__all__ = ["ServedApi", "children", "rss_bytes"]  # process helpers, for its users
 
 
 class ServedApi:
     """`python -m hashsvc serve` on a free loopback port, using ``redis_url``."""
 
     def __init__(self, redis_url: str, data_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "serve.log"
         data_dir.mkdir(parents=True, exist_ok=True)
