@@ -30,6 +30,7 @@ fails the test.
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,14 +38,17 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
 from hashsvc.api.app import create_app
 from hashsvc.config import Settings
 from hashsvc.security import new_case_id, new_flag_id, new_job_id, new_key_id
+from hashsvc.store import keys
 from tests.helpers import (
     PHOTOS,
+    balanced_pdq,
     bearer,
     make_admin_key,
     reupload,
@@ -96,6 +100,8 @@ class World:
     upload_names: set[str]  # file names platforms uploaded
     near_c1: list[dict[str, Any]]  # hashes close to C1's: a scan of them matches C1
     other_photo: list[dict[str, Any]]  # hashes of a photo no case holds
+    hash_refs: dict[str, str] = field(default_factory=dict)  # active, quarantined x2
+    allow_entry: str = ""  # an allow-list entry, removed in phase 2
     missing: dict[str, str] = field(default_factory=dict)
 
     def headers(self, principal: str) -> dict[str, str]:
@@ -159,6 +165,37 @@ def build_world(client: httpx.Client, settings: Settings, redis_url: str) -> Wor
         assert job.status_code == 202, job.text
         jobs[principal] = job.json()["job_id"]
 
+    # Trust objects: two banked photos whose PDQ hashes operators allow-list, which
+    # quarantines them (one to release, one to confirm then reset); an entry to remove.
+    benign = [victim_hashes(PHOTOS[p], settings) for p in ("camera", "retina")]
+    for hashes in benign:
+        banked = client.post("/v1/cases", json={"hashes": hashes})
+        assert banked.status_code == 201, banked.text
+        stored |= {h["hash"] for h in hashes}
+    listed = client.post(
+        "/v1/admin/allowlist",
+        json={  # near the banked hashes (the operator's own entries are no stored hashes)
+            "hashes": [
+                {"signal": "pdq", "hash": _flip_bits(h["hash"], 3)}
+                for hashes in benign
+                for h in hashes
+                if h["signal"] == "pdq"
+            ]
+        },
+        headers=bearer(admin),
+    )
+    assert listed.status_code == 201, listed.text
+    quarantined = sorted(listed.json()["quarantined"])
+    assert len(quarantined) == 2, listed.text
+    spare_entry = client.post(
+        "/v1/admin/allowlist",
+        json={"hashes": [{"signal": "pdq", "hash": balanced_pdq(random.Random(5))}]},
+        headers=bearer(admin),
+    )
+    assert spare_entry.status_code == 201, spare_entry.text
+    with redis.Redis.from_url(redis_url, decode_responses=True) as r:
+        c1_hash_ids = sorted(r.hkeys(keys.case_hashes(cases[C1])))
+
     c1_hashes = victim_hashes(PHOTOS["coffee"], settings)
     near = [{"signal": h["signal"], "hash": _flip_bits(h["hash"], 3)} for h in c1_hashes]
     return World(
@@ -173,12 +210,16 @@ def build_world(client: httpx.Client, settings: Settings, redis_url: str) -> Wor
         upload_names={n for _, n in uploads.values()} | {"job-" + n for _, n in uploads.values()},
         near_c1=near,
         other_photo=victim_hashes(PHOTOS["astronaut"], settings),
+        hash_refs={"active": f"h{c1_hash_ids[0]}", "q1": quarantined[0], "q2": quarantined[1]},
+        allow_entry=spare_entry.json()["entries"][0]["entry_id"],
         missing={
             "case": new_case_id(),
             "job": new_job_id(),
             "flag": new_flag_id(),
             "platform": "p_" + "0" * 16,
             "key": new_key_id(),
+            "hash": "h99999999999",
+            "entry": "a99999999999",
         },
     )
 
@@ -269,6 +310,19 @@ KEY_TARGETS = (
         NOBODY,
     ),
 )
+
+
+def _hash(label: str) -> tuple[Target, ...]:
+    return (
+        Target(label, lambda w: {"hash_ref": w.hash_refs[label]}, ADMIN),
+        Target("missing", lambda w: {"hash_ref": w.missing["hash"]}, NOBODY),
+    )
+
+
+ENTRY_TARGETS = (
+    Target("entry", lambda w: {"entry_id": w.allow_entry}, ADMIN),
+    Target("missing", lambda w: {"entry_id": w.missing["entry"]}, NOBODY),
+)
 ASSET_TARGETS = (
     Target("app.js", lambda _: {"name": "app.js"}, EVERYONE),
     Target("missing", lambda _: {"name": "no-such-asset.js"}, NOBODY),
@@ -356,6 +410,25 @@ POLICY: tuple[Policy, ...] = (
     Policy(
         "POST", "/v1/admin/platforms/{platform_id}/enable", "admin", 200, PLATFORM_TARGETS, phase=2
     ),
+    # operators: trust and safety (hashsvc/trust.py)
+    Policy("GET", "/v1/admin/quarantine", "admin", 200, ANY),
+    Policy("GET", "/v1/admin/stats", "admin", 200, ANY),
+    Policy("GET", "/v1/admin/allowlist", "admin", 200, ANY),
+    Policy("GET", "/v1/admin/hashes/{hash_ref}", "admin", 200, _hash("active")),
+    Policy(
+        "POST",
+        "/v1/admin/allowlist",
+        "admin",
+        201,
+        ANY,
+        json_body=lambda _: {"hashes": [{"signal": "pdq", "hash": balanced_pdq(random.Random(9))}]},
+        nested_items="hashes",
+        phase=2,
+    ),
+    Policy("DELETE", "/v1/admin/allowlist/{entry_id}", "admin", 204, ENTRY_TARGETS, phase=2),
+    Policy("POST", "/v1/admin/quarantine/{hash_ref}/release", "admin", 200, _hash("q1"), phase=2),
+    Policy("POST", "/v1/admin/quarantine/{hash_ref}/confirm", "admin", 200, _hash("q2"), phase=2),
+    Policy("POST", "/v1/admin/hashes/{hash_ref}/reset", "admin", 200, _hash("q2"), phase=2),
     # last: withdrawing C1 and C2 retires their flags
     Policy("DELETE", "/v1/cases/{case_id}", "victim", 204, _cases(), phase=2),
     # anyone
