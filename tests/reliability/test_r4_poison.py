@@ -71,8 +71,13 @@ def test_r4_poison_jobs_fail_good_jobs_flow_worker_survives(
     assert "SIGABRT" in final[crasher]["error"]
     assert final[hang]["status"] == "failed"
     assert final[hang]["attempts"] == 3
-    assert final[hang]["error"].startswith("gave up after 3 attempts: decoder_timeout")
-    assert f"{SANDBOX_TIMEOUT_S:g} s" in final[hang]["error"]
+    # 49 Mpx sits at two sandbox limits: hashing it takes ~4 s and ~1.5 GB, so an attempt
+    # ends at the wall-clock timeout or, on a busy machine, at the memory limit first.
+    hang_error = final[hang]["error"]
+    assert hang_error.startswith("gave up after 3 attempts: ")
+    assert f"decoder_timeout: decoding took longer than {SANDBOX_TIMEOUT_S:g} s" in hang_error or (
+        "SandboxOutOfMemory" in hang_error
+    ), hang_error
     with redis.Redis.from_url(redis_url, decode_responses=True) as r:
         dead = {e[1]["job_id"]: e[1] for e in r.xrange(keys.DEAD_JOBS)}
     assert set(dead) == {corrupt, crasher, hang}
