@@ -230,6 +230,28 @@ class Replica:
         """The synced bank of one signal: feed id -> hex code."""
         return text_map(await self._redis.hgetall(keys.replica_bank(self._prefix, signal)))
 
+    async def version(self) -> tuple[str, ...]:
+        """Changes whenever the replica's content may have: the feed cursor (every stored page
+        moves it) and the size of each imported list (imports only add)."""
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.hget(self._state_key, "cursor")
+            for signal in self._signals:
+                tx.hlen(keys.replica_imported(self._prefix, signal))
+            cursor, *sizes = await tx.execute()
+        return (text(cursor) if cursor is not None else "", *(str(n) for n in sizes))
+
+    async def all_codes(self, signal: str) -> dict[str, str]:
+        """The synced bank and the imported list of one signal: id -> hex code; imported
+        hashes are named ``imported:<digest>``."""
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.hgetall(keys.replica_bank(self._prefix, signal))
+            tx.hgetall(keys.replica_imported(self._prefix, signal))
+            synced, imported = await tx.execute()
+        return {
+            **text_map(synced),
+            **{f"imported:{k}": v for k, v in text_map(imported).items()},
+        }
+
     async def hashes(self) -> AsyncIterator[tuple[str, str]]:
         """Every (signal, hex code) of the synced bank and the imported lists, once each."""
         for signal in self._signals:

@@ -1,9 +1,11 @@
-"""Partner commands: keep a replica of the bank in the platform's Redis (``sync``), and export or
-import hash lists as JSONL or CSV of ``{signal, hash}``."""
+"""Partner commands: keep a replica of the bank in the platform's Redis (``sync``), match local
+files against it (``scan-local``), and export or import hash lists as JSONL or CSV of
+``{signal, hash}``."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine
@@ -13,8 +15,11 @@ from typing import Annotated, Any, TypeVar
 import httpx
 import typer
 
-from hashsvc.cli.common import fail, reported_errors, settings
+from hashsvc.cli.common import Files, fail, reported_errors, settings
 from hashsvc.embedded import redis_for
+from hashsvc.errors import MediaRejected
+from hashsvc.hashing import hash_upload_sandboxed
+from hashsvc.matching.local import LocalMatcher, LocalVerdict
 from hashsvc.partner import (
     FORMATS,
     FeedClient,
@@ -181,7 +186,65 @@ def import_command(
     typer.echo(f"imported {_with_redis(redis_url, store)} hash(es)")
 
 
+def _verdict_line(name: str, verdict: LocalVerdict) -> str:
+    matches = [
+        {"id": m.hash_id, "distance": m.distance, "variant": m.variant, "frames": m.frames}
+        for m in verdict.matches
+    ]
+    return json.dumps(
+        {
+            "file": name,
+            "kind": verdict.kind,
+            "matched": verdict.matched,
+            "matched_frames": verdict.matched_frames,
+            "matches": matches,
+        }
+    )
+
+
+def scan_local_command(
+    files: Files, redis_url: RedisUrl = None, prefix: Prefix = store_keys.REPLICA_PREFIX
+) -> None:
+    """Match images and videos on this machine against the replica kept by `hashsvc sync`:
+    hashed here (in a sandboxed decoder), nothing is sent anywhere. One JSON line per file;
+    exit status 2 if any file could not be scanned."""
+    config = settings()
+    refused = 0
+
+    async def run(url: str) -> None:
+        nonlocal refused
+        redis = connect(url)
+        try:
+            matcher = LocalMatcher(Replica(redis, prefix), config)
+            await matcher.refresh()
+            if matcher.size == 0:
+                logger.warning("the replica holds no PDQ hash: run `hashsvc sync` first")
+            for path in files:
+                try:
+                    media = await asyncio.to_thread(hash_upload_sandboxed, path, config)
+                except (MediaRejected, MemoryError) as exc:
+                    refused += 1
+                    error = (
+                        {"code": exc.reason, "message": exc.message}
+                        if isinstance(exc, MediaRejected)
+                        else {
+                            "code": "too_much_memory",
+                            "message": "decoding needs too much memory",
+                        }
+                    )
+                    typer.echo(json.dumps({"file": path.name, "error": error}))
+                    continue
+                typer.echo(_verdict_line(path.name, await matcher.match(media)))
+        finally:
+            await redis.aclose()
+
+    _with_redis(redis_url, run)
+    if refused:
+        fail(f"{refused} of {len(files)} file(s) could not be scanned", 2)
+
+
 def register(app: typer.Typer) -> None:
     app.command("sync")(sync_command)
+    app.command("scan-local")(scan_local_command)
     app.command("export")(export_command)
     app.command("import")(import_command)

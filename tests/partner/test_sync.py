@@ -6,102 +6,18 @@ Then export and import of hash lists."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from hashsvc.config import Settings
-from hashsvc.embedded import EmbeddedRedis
-from hashsvc.store import keys
 from tests.live import LiveService, start_service
-from tests.partner.conftest import Bank, Pair, bank_pairs, make_platform_key, snapshot
-
-ROOT = Path(__file__).resolve().parents[2]
-PREFIX = keys.REPLICA_PREFIX
-
-
-@pytest.fixture
-def platform_redis(tmp_path: Path) -> Iterator[str]:
-    """The platform's own Redis, apart from the service's."""
-    server = EmbeddedRedis(tmp_path / "platform-redis", appendfsync="everysec").start()
-    yield server.url
-    server.stop()
-
-
-def env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HASHSVC_")}
-    clean.pop("REDIS_URL", None)
-    return {**clean, "HASHSVC_DATA_DIR": str(tmp_path / "cli-data"), **extra}
-
-
-def hashsvc(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hashsvc", *args],
-        cwd=ROOT,
-        env=env(tmp_path, **extra),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-class Consumer:
-    """`hashsvc sync` for one server, key and platform Redis."""
-
-    def __init__(self, tmp_path: Path, server: str, key: str, replica_url: str) -> None:
-        self.tmp_path = tmp_path
-        self.args = ["sync", "--server", server, "--redis-url", replica_url]
-        self.key = key
-        self.replica_url = replica_url
-
-    def once(self, *extra: str) -> str:
-        done = hashsvc(self.tmp_path, *self.args, "--once", *extra, HASHSVC_FEED_API_KEY=self.key)
-        assert done.returncode == 0, done.stderr
-        return done.stdout + done.stderr
-
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hashsvc", *self.args, "--interval", "0.2", *extra],
-            cwd=ROOT,
-            env=env(self.tmp_path, HASHSVC_FEED_API_KEY=self.key),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def state(self) -> dict[str, str]:
-        with redis.Redis.from_url(self.replica_url, decode_responses=True) as r:
-            state: dict[str, str] = r.hgetall(keys.replica_state(PREFIX))
-            return state
-
-    def replica(self) -> dict[str, Pair]:
-        """The synced bank: feed id -> (signal, hex)."""
-        with redis.Redis.from_url(self.replica_url, decode_responses=True) as r:
-            return {
-                hash_id: (signal, code)
-                for signal in ("pdq", "phash")
-                for hash_id, code in r.hgetall(keys.replica_bank(PREFIX, signal)).items()
-            }
-
-    def kill_when(self, process: subprocess.Popen[bytes], ready: Callable[[], bool]) -> None:
-        """SIGKILL the consumer as soon as ``ready`` holds (polled every few ms)."""
-        deadline = time.monotonic() + 60
-        while not ready():
-            assert process.poll() is None, "the consumer exited"
-            assert time.monotonic() < deadline, "never reached the point to kill at"
-            time.sleep(0.003)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+from tests.partner.conftest import Bank, Consumer, bank_pairs, hashsvc, make_platform_key, snapshot
 
 
 def assert_exactly_the_bank(
@@ -112,11 +28,6 @@ def assert_exactly_the_bank(
     assert replica == {i["id"]: (i["signal"], i["hash"]) for i in items}
     assert set(replica.values()) == bank_pairs(redis_url)
     assert consumer.state().keys() == {"server", "cursor"}, "no snapshot left half done"
-
-
-@pytest.fixture
-def consumer(tmp_path: Path, service: LiveService, feed_key: str, platform_redis: str) -> Consumer:
-    return Consumer(tmp_path, service.url, feed_key, platform_redis)
 
 
 def test_sync_follows_adds_and_withdrawals(
