@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hashsvc.store.changes import DEFAULT_RETENTION
+
 if TYPE_CHECKING:
     from hashsvc.media.video import VideoLimits
 
@@ -78,7 +80,7 @@ class Settings(BaseSettings):
     )
     max_hashes_per_scan: int = Field(default=500, ge=1)
     change_stream_retention: int = Field(
-        default=1_000_000,
+        default=DEFAULT_RETENTION,
         ge=10,
         description="Bank changes kept for index replicas; one further behind rebuilds.",
     )
