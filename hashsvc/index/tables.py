@@ -4,10 +4,11 @@ Table 0 is the segment itself: its rows are sorted by substring 0, so a bucket o
 a contiguous row range. Every other table ``t`` stores one entry per code, sorted by
 substring ``t``, of one of two kinds:
 
-- *copies* (one-word codes, pHash): the code itself, bit-rotated so that substring ``t`` is
-  its top bits. Candidates are verified straight from the table (contiguous reads, no
-  random access per candidate); a survivor is mapped back to its rows through its table-0
-  bucket, unless table 0 found it already.
+- *copies* (one-word codes, pHash): the code itself, sorted by substring ``t`` (then by its
+  bits rotated so that substring ``t`` comes first). Candidates are verified straight from
+  the table (contiguous reads, no random access per candidate, and the same query word for
+  every table); a survivor is mapped back to its rows through its table-0 bucket, unless
+  table 0 found it already.
 - *positions* (longer codes, PDQ): the row (uint32); candidates are gathered from the rows.
 
 Entries are numbered globally: entry ``e < n`` is row ``e`` (table 0) and entry
@@ -37,12 +38,6 @@ SKEW_LIMIT = 2.0
 def rotation(sub: Substring) -> int:
     """Left rotation (bits) that moves ``sub`` to the top of its word."""
     return (64 - sub.shift - sub.length) % 64
-
-
-def rotate_left(values: NDArray[np.uint64], bits: NDArray[np.uint64] | int) -> NDArray[np.uint64]:
-    """Rotate uint64 values left by ``bits`` (scalar or per element, each in 1..63)."""
-    k = np.asarray(bits, dtype=np.uint64)
-    return (values << k) | (values >> (np.uint64(64) - k))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +143,10 @@ class Tables:
         Hits
             ``(query_index, row, distance)``.
         """
-        cells = _Cells.of(probe)
         if self.codes is not None:
-            return self._verify_copies(self.codes, words, queries, cells, radius, probe.radius0)
+            return self._verify_copies(self.codes, words, queries, probe, radius)
         assert self.positions is not None
+        cells = _Cells.of(probe)
         rows = cells.entries.copy()
         other = np.flatnonzero(rows >= self.n)
         rows[other] = self.positions[rows[other] - self.n]
@@ -171,30 +166,33 @@ class Tables:
         store: NDArray[np.uint64],
         words: NDArray[np.uint64],
         queries: NDArray[np.uint64],
-        cells: _Cells,
+        probe: Probe,
         radius: int,
-        radius0: NDArray[np.int64],
     ) -> brute.Hits:
         """Verify entries in place; map copy survivors table 0 missed back to rows."""
-        turns = np.array([rotation(s) for s in self.layout], dtype=np.uint64)
-        rotated = rotate_left(queries[:, :1], turns[None, :])  # (q, m)
-        target = repeat_runs(rotated[cells.query, cells.table], cells.ends)
+        cells = _Cells.of(probe)
         values = store[cells.entries]
-        dists = np.bitwise_count(values ^ target)
+        if queries.shape[0] == 1:  # one query word for every entry: no per-entry target
+            target: NDArray[np.uint64] | np.uint64 = queries[0, 0]
+        else:  # cells are query-major: one run per query
+            target = np.repeat(queries[:, 0], probe.counts.sum(axis=1))
+        np.bitwise_xor(values, target, out=values)
+        dists = np.bitwise_count(values)
         keep = np.flatnonzero(dists <= radius)
         if keep.shape[0] == 0:
             return brute.empty_hits()
         owner = cells.owner(keep)
         query_index, table = cells.query[owner], cells.table[owner]
-        entries, values, found = cells.entries[keep], values[keep], dists[keep].astype(np.int32)
+        found = dists[keep].astype(np.int32)
+        entries = cells.entries[keep]
         own = table == 0
         direct = (query_index[own], entries[own], found[own])
         other = np.flatnonzero(~own)
-        codes = rotate_left(values[other], np.uint64(64) - turns[table[other]])
         query_index, found = query_index[other], found[other]
+        codes = store[entries[other]]
         first = self.layout[0]
         near0 = np.bitwise_count(first.keys(codes[None, :]) ^ first.keys(queries[query_index].T))
-        missed = np.flatnonzero(near0 > radius0[query_index])  # others: table 0's hits
+        missed = np.flatnonzero(near0 > probe.radius0[query_index])  # others: table 0's hits
         if missed.shape[0] == 0:
             return direct
         extra = self._rows_of(words, query_index[missed], codes[missed], found[missed])
@@ -315,14 +313,24 @@ class _Scratch:
     def fill_copies(
         self, row: NDArray[np.uint64], sub: Substring, out: NDArray[np.uint64]
     ) -> NDArray[np.int64]:
-        """Codes rotated to put ``sub`` on top, sorted, into ``out``; return bucket sizes."""
+        """Codes sorted by ``sub`` (rotated to the top for the sort) into ``out``; bucket sizes."""
         turn = rotation(sub)
-        np.left_shift(row, np.uint64(turn), out=out)
-        np.right_shift(row, np.uint64(64 - turn), out=self.a)
-        np.bitwise_or(out, self.a, out=out)
+        self._rotate(row, turn, out)
         out.sort()
         np.right_shift(out, np.uint64(64 - sub.length), out=self.a)
-        return np.bincount(self.a.view(np.int64), minlength=1 << sub.length)
+        counts = np.bincount(self.a.view(np.int64), minlength=1 << sub.length)
+        self._rotate(out, (64 - turn) % 64, out)  # back to the codes' own bit order
+        return counts
+
+    def _rotate(self, row: NDArray[np.uint64], turn: int, out: NDArray[np.uint64]) -> None:
+        """``out = rotate_left(row, turn)`` (``out`` may be ``row``) using buffer ``a``."""
+        if turn == 0:
+            if out is not row:
+                out[:] = row
+            return
+        np.right_shift(row, np.uint64(64 - turn), out=self.a)
+        np.left_shift(row, np.uint64(turn), out=out)
+        np.bitwise_or(out, self.a, out=out)
 
 
 def _unique_pairs(hits: brute.Hits, n: int) -> brute.Hits:
