@@ -31,9 +31,10 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_index.py --quick
 
-# Full forms of the fault-injection tests (tests/reliability), with their ledgers printed.
+# Full forms of the fault-injection tests (tests/reliability) and of the S6 flood, with their
+# ledgers printed.
 chaos: system-deps $(STAMP)
-	$(BIN)/pytest tests/reliability --full-chaos -s -p no:cacheprovider -o timeout=900
+	$(BIN)/pytest tests/reliability tests/security/test_s6_flood.py --full-chaos -s -p no:cacheprovider -o timeout=900
 
 # Full form of the decode-path fuzzer (CI runs a 2-minute form inside `make test`).
 fuzz: $(STAMP)
