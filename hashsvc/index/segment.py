@@ -15,7 +15,8 @@ from typing import Final, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from hashsvc.index import brute, mih
+from hashsvc.index import bitperm, brute, mih
+from hashsvc.index.bitperm import BitPermutation
 from hashsvc.index.ids import IdColumn
 from hashsvc.index.sorting import argsort_ids, argsort_small, is_sorted
 from hashsvc.index.tables import Tables
@@ -103,27 +104,46 @@ class Segment:
 
     @classmethod
     def build(
-        cls, ids: NDArray[np.int64], words: NDArray[np.uint64], *, tables: int | None = None
+        cls,
+        ids: NDArray[np.int64],
+        words: NDArray[np.uint64],
+        *,
+        tables: int | None = None,
+        permutation: BitPermutation | None = None,
     ) -> Segment:
         """Segment over unique ``ids`` (n,) and word-major ``words`` (n_words, n).
 
         With ``tables`` set (a minimum size), multi-index tables are built when
-        :func:`mih.layout_for` advises them. The inputs are not modified.
+        :func:`mih.layout_for` advises them, over the codes bit-permuted by
+        :func:`bitperm.balanced` when that balances the substrings. A given
+        ``permutation`` means ``words`` are permuted by it already (a merge keeping its
+        main segment's permutation); it requires tables. The inputs are not modified.
         """
         n_words = words.shape[0]
         layout = mih.layout_for(ids.shape[0], n_words, tables) if tables is not None else ()
+        if permutation is not None and not layout:
+            raise ValueError("a permutation needs multi-index tables")
         if layout:
+            if permutation is None:
+                permutation = bitperm.balanced(words, layout)
+                if permutation is not None:
+                    words = permutation.apply(words)
             order = argsort_small(layout[0].keys(words))
             ids, words = ids[order], np.take(words, order, axis=1)
         elif not is_sorted(ids):
             order = argsort_ids(ids)
             ids, words = ids[order], np.take(words, order, axis=1)
         words = np.ascontiguousarray(words)
-        index = Tables.build(words, layout) if layout else None
+        index = Tables.build(words, layout, permutation) if layout else None
         if index is not None and index.codes is not None:  # share the rows held by the tables
             words = index.codes[: words.shape[1]].reshape(1, -1)
         empty = np.empty(0, np.int64)
         return cls(IdColumn.build(ids), _readonly(words), index, _readonly(empty))
+
+    @property
+    def permutation(self) -> BitPermutation | None:
+        """The bit permutation the rows are stored under (None: the codes' own order)."""
+        return self.tables.permutation if self.tables is not None else None
 
     @property
     def size(self) -> int:
@@ -160,7 +180,14 @@ class Segment:
         return Segment.build(self.ids.all()[keep], self.words[:, keep])
 
     def live(self) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
-        """Ids and word-major words of the live codes, in row order."""
+        """Ids and word-major words of the live codes, in row order, bits in their own order."""
+        ids, words = self._live_rows()
+        if self.permutation is not None:
+            words = self.permutation.inverse.apply(words)
+        return ids, words
+
+    def _live_rows(self) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+        """Ids and stored (possibly permuted) words of the live codes, in row order."""
         if self.dead.shape[0] == 0:
             return self.ids.all(), self.words
         keep = np.ones(self.ids.size, dtype=np.bool_)
@@ -170,14 +197,24 @@ class Segment:
     def merge(self, other: Segment, *, tables: int | None = None) -> Segment:
         """Live codes of both segments in one new segment (their ids must be disjoint).
 
-        ``tables`` is the minimum size for multi-index tables (None: none).
+        ``tables`` is the minimum size for multi-index tables (None: none). When the merged
+        segment gets the same substrings as this one, it keeps this one's bit permutation:
+        only ``other``'s codes are permuted, not this segment's.
         """
         if tables is None and other.size == 0 and self.dead.shape[0] == 0:
             return self
         if tables is None and self.ids.size == 0 and other.dead.shape[0] == 0:
             return other
-        ids_a, words_a = self.live()
         ids_b, words_b = other.live()
+        keep = self.permutation
+        if keep is not None and self.tables is not None and tables is not None:
+            total = self.size + other.size
+            if mih.layout_for(total, self.words.shape[0], tables) == self.tables.layout:
+                ids_a, words_a = self._live_rows()
+                ids = np.concatenate([ids_a, ids_b])
+                words = np.concatenate([words_a, keep.apply(words_b)], axis=1)
+                return Segment.build(ids, words, tables=tables, permutation=keep)
+        ids_a, words_a = self.live()
         ids = np.concatenate([ids_a, ids_b])
         words = np.concatenate([words_a, words_b], axis=1)
         return Segment.build(ids, words, tables=tables)
@@ -201,6 +238,8 @@ class Segment:
         """
         if self.ids.size == 0 or queries.shape[0] == 0:
             return brute.empty_hits()
+        if self.permutation is not None:  # distances are the same under the permutation
+            queries = self.permutation.apply_rows(queries)
         if self.tables is None or tuning.path == "scan":
             hits = brute.scan(self.words, queries, radius, tuning.memory_budget)
         else:

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hashsvc.index import brute
+from hashsvc.index.bitperm import BitPermutation
 from hashsvc.index.mih import Substring
 from hashsvc.index.probing import Plan, Probe
 from hashsvc.index.ranges import expand, flatten, repeat_runs
@@ -51,6 +52,7 @@ class Tables:
     positions: NDArray[np.uint32] | None
     n: int
     skewed: bool
+    permutation: BitPermutation | None  # the rows' bits are permuted by it (None: not)
     _plans: dict[tuple[int, tuple[float, ...]], Plan] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -73,8 +75,17 @@ class Tables:
         return (sequential_ns, *(random_ns for _ in self.layout[1:]))
 
     @classmethod
-    def build(cls, words: NDArray[np.uint64], layout: tuple[Substring, ...]) -> Tables:
-        """Tables of ``layout`` over ``words`` (n_words, n), rows sorted by substring 0."""
+    def build(
+        cls,
+        words: NDArray[np.uint64],
+        layout: tuple[Substring, ...],
+        permutation: BitPermutation | None = None,
+    ) -> Tables:
+        """Tables of ``layout`` over ``words`` (n_words, n), rows sorted by substring 0.
+
+        ``permutation``: the bit permutation ``words`` were stored under (queries are
+        permuted likewise before probing), or None.
+        """
         n = words.shape[1]
         sizes = [(1 << s.length) + 1 for s in layout]
         bases = np.cumsum([0, *sizes]).tolist()
@@ -104,7 +115,7 @@ class Tables:
             if array is not None:
                 array.flags.writeable = False
         skewed = max(skew) > SKEW_LIMIT
-        return cls(layout, tuple(bases[:-1]), offsets, codes, positions, n, skewed)
+        return cls(layout, tuple(bases[:-1]), offsets, codes, positions, n, skewed, permutation)
 
     def plan(self, radius: int, weights: tuple[float, ...]) -> Plan:
         """The probe plan for ``radius`` (cached per radius and weights)."""

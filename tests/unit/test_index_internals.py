@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from hashsvc.index import HammingIndex, mih, ranges, tables
+from hashsvc.index import HammingIndex, bitperm, mih, ranges, tables
 from hashsvc.index.codes import pack
 from hashsvc.index.ids import IdColumn
 from hashsvc.index.segment import Segment
@@ -75,6 +75,7 @@ def test_every_split_of_the_distance_across_tables_is_found(
     bits: int, r: int, adaptive: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tables, "SKEW_LIMIT", -1.0 if adaptive else float("inf"))
+    monkeypatch.setattr(bitperm, "MIN_GAIN", float("inf"))  # planted splits: natural layout
     rng = np.random.default_rng(200 + bits + r)
     n_words = bits // 64
     query = rng.integers(0, 2**63, size=n_words, dtype=np.uint64)
@@ -275,3 +276,92 @@ def test_range_helpers_match_numpy(cells: list[tuple[int, int]]) -> None:
     ends = np.cumsum(counts[nonzero])
     got = ranges.repeat_runs(values[nonzero], ends)
     np.testing.assert_array_equal(got, np.repeat(values, counts))
+
+
+def permute_by_bits(words: NDArray[np.uint64], source: NDArray[np.intp]) -> NDArray[np.uint64]:
+    """Reference: bit j of word w of the result is bit source[w, j] of word w (row-major)."""
+    out = np.zeros_like(words)
+    for w in range(words.shape[1]):
+        for j, b in enumerate(source[w].tolist()):
+            out[:, w] |= ((words[:, w] >> np.uint64(b)) & np.uint64(1)) << np.uint64(j)
+    return out
+
+
+@pytest.mark.parametrize("n_words", [1, 2, 4])
+@pytest.mark.parametrize("n", [1, 5, 9, 300, 70_000])
+def test_bit_permutation_matches_bit_by_bit_reference(n_words: int, n: int) -> None:
+    rng = np.random.default_rng(n * 10 + n_words)
+    source = np.stack([rng.permutation(64) for _ in range(n_words)])
+    perm = bitperm.BitPermutation.of(source)
+    rows = rng.integers(0, 2**64 - 1, size=(n, n_words), dtype=np.uint64, endpoint=True)
+    rows[0] = 0 if n < 5 else ~np.uint64(0)
+    want = permute_by_bits(rows, perm.source)
+    np.testing.assert_array_equal(perm.apply_rows(rows), want)
+    np.testing.assert_array_equal(perm.apply(np.ascontiguousarray(rows.T)), want.T)
+    np.testing.assert_array_equal(perm.inverse.apply_rows(want), rows)
+    # distances are invariant, which is all the index relies on
+    d = np.bitwise_count(rows[:, None, :1] ^ rows[None, :5, :1]).sum(axis=2)
+    dp = np.bitwise_count(want[:, None, :1] ^ want[None, :5, :1]).sum(axis=2)
+    np.testing.assert_array_equal(d, dp)
+
+
+def test_bit_permutation_rejects_non_permutations() -> None:
+    with pytest.raises(ValueError, match="permutations"):
+        bitperm.BitPermutation.of(np.zeros((1, 64), dtype=np.intp))
+
+
+def biased_words(n: int, rng: np.random.Generator) -> NDArray[np.uint64]:
+    """(1, n) codes whose top 12 bits are almost constant and the rest fair."""
+    words = rng.integers(0, 2**64 - 1, size=n, dtype=np.uint64, endpoint=True)
+    ones = rng.random((n, 12)) < 0.02
+    top = (ones.astype(np.uint64) << np.arange(52, 64, dtype=np.uint64)).sum(axis=1)
+    out: NDArray[np.uint64] = ((words & np.uint64(2**52 - 1)) | top.astype(np.uint64))[None, :]
+    return out
+
+
+def test_balanced_permutation_spreads_low_information_bits() -> None:
+    rng = np.random.default_rng(401)
+    words = biased_words(200_000, rng)
+    layout = mih.layout_for(words.shape[1], 1)
+    perm = bitperm.balanced(words, layout)
+    assert perm is not None
+    info = bitperm.information(words)[0]
+    natural = [info[s.shift : s.shift + s.length].sum() for s in layout]
+    balanced = [info[perm.source[0, s.shift : s.shift + s.length]].sum() for s in layout]
+    assert max(natural) - min(natural) > 8  # the 12 constant bits sit in substring 0
+    assert max(balanced) - min(balanced) < 1
+    covered = {int(b) for s in layout for b in perm.source[0, s.shift : s.shift + s.length]}
+    uncovered = set(range(64)) - covered
+    assert set(range(52, 64)) <= uncovered  # the least informative bits are left out
+    uniform = rng.integers(0, 2**64 - 1, size=(1, 200_000), dtype=np.uint64, endpoint=True)
+    assert bitperm.balanced(uniform, layout) is None
+
+
+def test_permuted_main_segment_is_exact_and_kept_across_merges() -> None:
+    rng = np.random.default_rng(402)
+    first, total = 36_000, 44_000
+    assert mih.layout_for(first, 1) == mih.layout_for(total, 1)  # so the merge keeps it
+    words = biased_words(total, rng)[0]
+    codes = bytes_of(words[:, None])
+    index = HammingIndex(64, merge_threshold=3_000, background=False)
+    index.add(np.arange(first), codes[:first])
+    index.compact()
+    main = index._state.main
+    assert main.permutation is not None
+    ids, stored = main.live()
+    np.testing.assert_array_equal(stored[0], words[ids])  # live() undoes the permutation
+    for start in range(first, total, 2_000):
+        index.add(np.arange(start, start + 2_000), codes[start : start + 2_000])
+    index.remove(np.arange(0, total, 7))
+    index.compact()
+    assert index._state.main.permutation is main.permutation
+    alive = np.ones(total, dtype=np.bool_)
+    alive[::7] = False
+    queries = np.concatenate([words[::3_999], words[7::4_003] ^ np.uint64(0b1011)])
+    lims, got_ids, got_d = index.search(bytes_of(queries[:, None]), 6)
+    for i, q in enumerate(queries):
+        d = np.bitwise_count(words ^ q)
+        hit = np.flatnonzero((d <= 6) & alive)
+        want = sorted(zip(d[hit].tolist(), hit.tolist(), strict=True))
+        a, b = lims[i], lims[i + 1]
+        assert list(zip(got_d[a:b].tolist(), got_ids[a:b].tolist(), strict=True)) == want

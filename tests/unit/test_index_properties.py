@@ -2,7 +2,8 @@
 
 Every search path is exercised on small data: tables are built from 8 codes on (so MIH
 probing, copy tables for 64-bit codes and position tables for longer ones all run), merges
-happen every few adds, and the path is forced to MIH or scan, or left to the cost model.
+happen every few adds, the path is forced to MIH or scan, or left to the cost model, and
+main segments are stored bit-permuted (:mod:`hashsvc.index.bitperm`) or not.
 Codes mix random bytes with adversarial ones: duplicates, all-zero, all-one, one-bit
 neighbours and near neighbours of a few base codes.
 """
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hashsvc.index import HammingIndex, tables
+from hashsvc.index import HammingIndex, bitperm, tables
 
 PROPERTY = settings(
     max_examples=60,
@@ -31,13 +32,16 @@ PROPERTY = settings(
 BITS = st.sampled_from([64, 128, 256])
 PATH = st.sampled_from(["auto", "mih", "scan"])
 ADAPTIVE = st.booleans()
+PERMUTED = st.booleans()
 
 
 @contextmanager
-def probing(adaptive: bool) -> Iterator[None]:
-    """Force adaptive (every table at q, per-query choice) or static probe plans."""
+def probing(adaptive: bool, permuted: bool = False) -> Iterator[None]:
+    """Force adaptive (every table at q, per-query choice) or static probe plans, and
+    balancing bit permutations of main segments always or never."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tables, "SKEW_LIMIT", -1.0 if adaptive else float("inf"))
+        patch.setattr(bitperm, "MIN_GAIN", 0.0 if permuted else float("inf"))
         yield
 
 
@@ -134,10 +138,12 @@ def check_search(
 
 
 @PROPERTY
-@given(scenario=scenarios(), path=PATH, adaptive=ADAPTIVE)
-def test_bulk_add_then_search_matches_oracle(scenario: Scenario, path: str, adaptive: bool) -> None:
+@given(scenario=scenarios(), path=PATH, adaptive=ADAPTIVE, permuted=PERMUTED)
+def test_bulk_add_then_search_matches_oracle(
+    scenario: Scenario, path: str, adaptive: bool, permuted: bool
+) -> None:
     index = make_index(scenario.bits, path)
-    with probing(adaptive):
+    with probing(adaptive, permuted):
         if scenario.stored:
             index.add(*as_arrays(scenario.stored, scenario.bits // 8))
             index.compact()
@@ -145,13 +151,19 @@ def test_bulk_add_then_search_matches_oracle(scenario: Scenario, path: str, adap
 
 
 @PROPERTY
-@given(scenario=scenarios(max_codes=40), path=PATH, adaptive=ADAPTIVE, data=st.data())
+@given(
+    scenario=scenarios(max_codes=40),
+    path=PATH,
+    adaptive=ADAPTIVE,
+    permuted=PERMUTED,
+    data=st.data(),
+)
 def test_one_at_a_time_adds_with_merges_match_oracle(
-    scenario: Scenario, path: str, adaptive: bool, data: st.DataObject
+    scenario: Scenario, path: str, adaptive: bool, permuted: bool, data: st.DataObject
 ) -> None:
     index = make_index(scenario.bits, path, threshold=data.draw(st.integers(1, 12)))
     seen: dict[int, bytes] = {}
-    with probing(adaptive):
+    with probing(adaptive, permuted):
         for i, code in scenario.stored.items():
             index.add([i], np.frombuffer(code, dtype=np.uint8)[None, :])
             seen[i] = code
@@ -177,11 +189,11 @@ def operations(draw: st.DrawFn, bits: int) -> list[Op]:
 
 
 @PROPERTY
-@given(data=st.data(), bits=BITS, path=PATH, adaptive=ADAPTIVE)
+@given(data=st.data(), bits=BITS, path=PATH, adaptive=ADAPTIVE, permuted=PERMUTED)
 def test_interleaved_adds_removes_searches_match_oracle(
-    data: st.DataObject, bits: int, path: str, adaptive: bool
+    data: st.DataObject, bits: int, path: str, adaptive: bool, permuted: bool
 ) -> None:
-    with probing(adaptive):
+    with probing(adaptive, permuted):
         run_operations(data, bits, path)
 
 
