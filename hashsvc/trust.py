@@ -277,9 +277,10 @@ class Trust:
         return found
 
     async def stats(self) -> dict[str, Any]:
-        """Bank statistics (flags are tallied by reading each one: for operators, on demand)."""
+        """Bank statistics (flags from the per-platform counters the flag scripts keep)."""
         store = self.store
-        statuses, decisions = await store.flags.tally()
+        platform_ids = [p.platform_id for p in await store.platforms.all()]
+        statuses, decisions = await store.flags.tally(platform_ids)
         return {
             "hashes": {s: await store.cases.bank_size(s) for s in SIGNALS},
             "cases": await store.cases.count(),

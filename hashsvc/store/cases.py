@@ -13,7 +13,7 @@ from redis.exceptions import WatchError
 from hashsvc.models import CaseRecord, CaseStatus, FlagStatus, HashEntry
 from hashsvc.store import keys
 from hashsvc.store.changes import DEFAULT_RETENTION, append_change
-from hashsvc.store.client import text, text_map
+from hashsvc.store.client import text, text_list, text_map
 
 
 class CaseStore:
@@ -82,6 +82,9 @@ class CaseStore:
                         return False
                     hashes = text_map(await tx.hgetall(case_keys[1]))
                     flag_ids = [text(f) for f in await tx.zrange(case_keys[2], 0, -1)]
+                    if flag_ids:  # their status and platform, for the platforms' flag tallies
+                        await tx.watch(*(keys.flag(f) for f in flag_ids))
+                    flag_rows = await self._flag_rows(flag_ids)
                     tx.multi()  # type: ignore[no-untyped-call]
                     for hash_id, signal in hashes.items():
                         tx.hdel(keys.bank(signal), hash_id)
@@ -89,15 +92,27 @@ class CaseStore:
                         append_change(tx, "remove", signal, int(hash_id), self._retention)
                         tx.delete(*keys.trust_hash_keys(hash_id))  # its breaker and quarantine
                         tx.zrem(keys.QUARANTINE, hash_id)
-                    for flag_id in flag_ids:
+                    for flag_id, (platform_id, status) in zip(flag_ids, flag_rows, strict=True):
                         tx.hset(keys.flag(flag_id), "status", FlagStatus.WITHDRAWN.value)
                         tx.hdel(keys.flag(flag_id), "case_id")
+                        if platform_id and status and status != FlagStatus.WITHDRAWN.value:
+                            tally = keys.flag_tally(platform_id)
+                            tx.hincrby(tally, f"status:{status}", -1)
+                            tx.hincrby(tally, f"status:{FlagStatus.WITHDRAWN.value}", 1)
                     tx.delete(*case_keys)
                     tx.decr(keys.CASE_COUNT)
                     await tx.execute()
                     return True
                 except WatchError:
                     continue
+
+    async def _flag_rows(self, flag_ids: list[str]) -> list[list[str | None]]:
+        """(platform id, status) of each flag, in one round trip (on another connection: the
+        caller's WATCH still guards them)."""
+        async with self._redis.pipeline(transaction=False) as reads:
+            for flag_id in flag_ids:
+                reads.hmget(keys.flag(flag_id), ["platform_id", "status"])
+            return [text_list(row) for row in await reads.execute()]
 
     async def bank_size(self, signal: str) -> int:
         """Hashes of one signal in the bank."""

@@ -8,6 +8,7 @@ one flag. The creation snippet is shared with the job commit script (``store/job
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import cast
 
@@ -17,16 +18,20 @@ from hashsvc.models import Decision, Flag, FlagStatus
 from hashsvc.store import keys
 from hashsvc.store.client import text, text_map
 
-# KEYS: case, flag, case_flags, platform_flags; ARGV: score, then field/value pairs.
-# Returns 1 when created, 0 when the flag exists or the case is gone.
+# KEYS (``flag_keys``): case, flag, case_flags, platform_flags, flag_tally; ARGV: score, then
+# field/value pairs. Returns 1 when created, 0 when the flag exists or the case is gone.
+FLAG_KEY_COUNT = 5
 CREATE_FLAG_LUA = """
-local function create_flag(case_key, flag_key, case_flags_key, platform_flags_key, score, pairs)
-  if redis.call('EXISTS', case_key) == 0 then return 0 end
-  if redis.call('EXISTS', flag_key) == 1 then return 0 end
-  redis.call('HSET', flag_key, unpack(pairs))
-  local flag_id = string.match(flag_key, ':flag:(.+)$')
-  redis.call('ZADD', case_flags_key, score, flag_id)
-  redis.call('ZADD', platform_flags_key, score, flag_id)
+local function create_flag(k, score, pairs)
+  if redis.call('EXISTS', k[1]) == 0 then return 0 end
+  if redis.call('EXISTS', k[2]) == 1 then return 0 end
+  redis.call('HSET', k[2], unpack(pairs))
+  local flag_id = string.match(k[2], ':flag:(.+)$')
+  redis.call('ZADD', k[3], score, flag_id)
+  redis.call('ZADD', k[4], score, flag_id)
+  local status, decision = unpack(redis.call('HMGET', k[2], 'status', 'decision'))
+  redis.call('HINCRBY', k[5], 'status:' .. status, 1)
+  redis.call('HINCRBY', k[5], 'decision:' .. decision, 1)
   return 1
 end
 """
@@ -36,16 +41,21 @@ _CREATE = (
     + """
 local pairs = {}
 for i = 2, #ARGV do pairs[#pairs + 1] = ARGV[i] end
-return create_flag(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], pairs)
+return create_flag({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]}, ARGV[1], pairs)
 """
 )
 
-# KEYS: flag; ARGV: platform_id, decision, decided_at. Returns the flag's status before.
+# KEYS: flag, the platform's flag tally; ARGV: platform_id, decision, decided_at. Returns the
+# flag's status before.
 _DECIDE = """
 if redis.call('HGET', KEYS[1], 'platform_id') ~= ARGV[1] then return false end
-local status = redis.call('HGET', KEYS[1], 'status')
+local status, decision = unpack(redis.call('HMGET', KEYS[1], 'status', 'decision'))
 if status == 'withdrawn' then return status end
 redis.call('HSET', KEYS[1], 'decision', ARGV[2], 'status', 'decided', 'decided_at', ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'status:' .. status, -1)
+redis.call('HINCRBY', KEYS[2], 'status:decided', 1)
+redis.call('HINCRBY', KEYS[2], 'decision:' .. decision, -1)
+redis.call('HINCRBY', KEYS[2], 'decision:' .. ARGV[2], 1)
 return status
 """
 
@@ -71,6 +81,7 @@ def flag_keys(flag: Flag, case_id: str) -> list[str]:
         keys.flag(flag.flag_id),
         keys.case_flags(case_id),
         keys.platform_flags(flag.platform_id),
+        keys.flag_tally(flag.platform_id),
     ]
 
 
@@ -160,26 +171,24 @@ class FlagStore:
     async def decide(self, platform_id: str, flag_id: str, decision: Decision) -> str | None:
         """Record a platform's decision; returns the previous status, None if not its flag."""
         previous = await self._decide(
-            keys=[keys.flag(flag_id)], args=[platform_id, decision.value, repr(time.time())]
+            keys=[keys.flag(flag_id), keys.flag_tally(platform_id)],
+            args=[platform_id, decision.value, repr(time.time())],
         )
         return text(previous) if previous else None
 
-    async def tally(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Flags per status and per decision, over every platform (reads every flag: for
-        operators' statistics, not for a hot path)."""
+    async def tally(self, platform_ids: Sequence[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Flags per status and per decision over ``platform_ids``, from the counters the flag
+        scripts keep (one read per platform, whatever the number of flags)."""
         statuses: dict[str, int] = {}
         decisions: dict[str, int] = {}
-        for platform_id in sorted(text(p) for p in await self._redis.smembers(keys.PLATFORMS)):
-            ids = [
-                text(i) for i in await self._redis.zrange(keys.platform_flags(platform_id), 0, -1)
-            ]
-            for start in range(0, len(ids), 1000):
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for flag_id in ids[start : start + 1000]:
-                        pipe.hmget(keys.flag(flag_id), ["status", "decision"])
-                    rows = await pipe.execute()
-                for status, decision in rows:
-                    if status is not None:
-                        statuses[text(status)] = statuses.get(text(status), 0) + 1
-                        decisions[text(decision)] = decisions.get(text(decision), 0) + 1
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for platform_id in platform_ids:
+                pipe.hgetall(keys.flag_tally(platform_id))
+            rows = await pipe.execute()
+        for row in rows:
+            for field, count in text_map(row).items():
+                kind, _, value = field.partition(":")
+                into = statuses if kind == "status" else decisions
+                if int(count):
+                    into[value] = into.get(value, 0) + int(count)
         return statuses, decisions

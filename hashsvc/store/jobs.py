@@ -27,7 +27,7 @@ from hashsvc.store.flags import CREATE_FLAG_LUA, flag_fields, flag_keys
 
 Delivery = tuple[str, str]  # (stream entry id, job id)
 
-# KEYS: job, jobs stream, blob, done counter, then 4 keys per flag.
+# KEYS: job, jobs stream, blob, done counter, then the flag_keys of each flag (5 keys).
 # ARGV: attempt, entry id, group, result, finished_at, n_flags, then per flag: score,
 # n_pairs, pairs...
 _COMMIT_DONE = (
@@ -41,8 +41,9 @@ if status ~= 'done' and status ~= 'failed' then
     local score, n = ARGV[arg], tonumber(ARGV[arg + 1])
     local pairs = {}
     for i = 1, n do pairs[i] = ARGV[arg + 1 + i] end
-    create_flag(KEYS[key], KEYS[key + 1], KEYS[key + 2], KEYS[key + 3], score, pairs)
-    arg, key = arg + 2 + n, key + 4
+    create_flag({KEYS[key], KEYS[key + 1], KEYS[key + 2], KEYS[key + 3], KEYS[key + 4]},
+                score, pairs)
+    arg, key = arg + 2 + n, key + 5
   end
   redis.call('HSET', KEYS[1], 'status', 'done', 'result', ARGV[4], 'finished_at', ARGV[5])
   redis.call('HDEL', KEYS[1], 'error')

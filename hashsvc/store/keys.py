@@ -62,6 +62,12 @@ def platform_flags(platform_id: str) -> str:
     return f"{PREFIX}platform:{platform_id}:flags"
 
 
+def flag_tally(platform_id: str) -> str:
+    """HASH ``status:<status>`` and ``decision:<decision>`` -> count of a platform's flags,
+    kept by the scripts that create, decide and withdraw flags."""
+    return f"{PREFIX}platform:{platform_id}:flag_tally"
+
+
 def job(job_id: str) -> str:
     """HASH of one scan job (see hashsvc.models.ScanJob)."""
     return f"{PREFIX}job:{job_id}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from hashsvc.config import Settings
 from hashsvc.hashing import hash_bytes
+from hashsvc.store import keys as store_keys
 from tests.helpers import PHOTOS, bearer, make_platform, reupload, upload, victim_hashes
 
 
@@ -251,3 +254,59 @@ def test_cli_quarantine_list_release_and_stats(
     assert json.loads(stats.stdout)["quarantined"] == 0
     audit = actions(client, admin_key)
     assert {("cli", "hash.release", r["hash_ref"]) for r in rows} <= set(audit)
+
+
+def recount(redis_url: str, platform_id: str) -> tuple[dict[str, int], dict[str, int]]:
+    """A platform's flags per status and decision, by reading every flag."""
+    statuses: dict[str, int] = {}
+    decisions: dict[str, int] = {}
+    with redis.Redis.from_url(redis_url, decode_responses=True) as r:
+        for flag_id in r.zrange(store_keys.platform_flags(platform_id), 0, -1):
+            status, decision = r.hmget(store_keys.flag(flag_id), ["status", "decision"])
+            statuses[status] = statuses.get(status, 0) + 1
+            decisions[decision] = decisions.get(decision, 0) + 1
+    return statuses, decisions
+
+
+def test_flag_counts_stay_exact_through_decisions_and_withdrawals(
+    client: httpx.Client, settings: Settings, redis_url: str, admin_key: str
+) -> None:
+    rng = random.Random(7)
+    names = ["astronaut", "rocket", "coffee", "chelsea"]
+    cases = {n: submit(client, victim_hashes(PHOTOS[n], settings)).json() for n in names}
+    keys = [make_platform(settings, redis_url, name) for name in ("One", "Two")]
+    flags: list[tuple[str, str]] = []  # (platform key, flag id)
+    variants = ["reencode_q60", "resize_half", "webp_q75"]
+    for step in range(40):
+        action = rng.random()
+        if action < 0.5 or not flags:
+            key, name = rng.choice(keys), rng.choice(names)
+            found = scan_flags(client, key, reupload(name, variants[step % len(variants)]))
+            flags += [(key, f) for f in found]
+        elif action < 0.9:
+            key, flag_id = rng.choice(flags)
+            decision = rng.choice(["removed", "not_violating", "needs_more_info"])
+            response = client.post(
+                f"/v1/flags/{flag_id}/decision", json={"decision": decision}, headers=bearer(key)
+            )
+            assert response.status_code in (200, 409), response.text  # 409: withdrawn
+        elif cases:
+            name = rng.choice(sorted(cases))
+            case = cases.pop(name)
+            names.remove(name)
+            withdrawn = client.delete(
+                f"/v1/cases/{case['case_id']}", headers=bearer(case["secret"])
+            )
+            assert withdrawn.status_code in (200, 204)
+    listed = client.get("/v1/admin/platforms", headers=bearer(admin_key)).json()["platforms"]
+    assert len(listed) == 2
+    total_statuses: dict[str, int] = {}
+    for platform in listed:
+        statuses, decisions = recount(redis_url, platform["platform_id"])
+        assert platform["flags"] == {"statuses": statuses, "decisions": decisions}
+        for status, count in statuses.items():
+            total_statuses[status] = total_statuses.get(status, 0) + count
+    assert sum(total_statuses.values()) == len(flags) > 0
+    assert len(total_statuses) >= 2, total_statuses  # the sequence did change statuses
+    stats = client.get("/v1/admin/stats", headers=bearer(admin_key)).json()
+    assert stats["flags"] == total_statuses

@@ -33,7 +33,8 @@ _AUDIT_ID = r"^\d{1,20}-\d{1,20}$"
 
 async def _described(platform: Platform, state: StateDep) -> PlatformOut:
     keys = await state.store.credentials.of_owner(platform_index(platform.platform_id))
-    return PlatformOut.of(platform, keys)
+    flags = await state.store.flags.tally([platform.platform_id])
+    return PlatformOut.of(platform, keys, flags)
 
 
 async def _platform(platform_id: str, state: StateDep) -> Platform:

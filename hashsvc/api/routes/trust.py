@@ -160,5 +160,5 @@ async def remove_allowlisted(entry_id: EntryId, admin: AdminDep, state: StateDep
 
 @router.get("/stats", response_model=BankStats, responses=_ERRORS)
 async def bank_stats(admin: AdminDep, state: StateDep) -> BankStats:
-    """Bank statistics (flags are counted by reading each one: not for frequent polling)."""
+    """Bank statistics: hashes, cases, flags per status and decision, quarantine, allow-list."""
     return BankStats(**await state.trust.stats())

@@ -49,6 +49,13 @@ class KeyCreated(KeyOut):
     api_key: str = Field(description="Shown only in this response.")
 
 
+class FlagCounts(BaseModel):
+    """A platform's flags per status and per decision (what it did with them)."""
+
+    statuses: dict[str, int]
+    decisions: dict[str, int]
+
+
 class PlatformOut(BaseModel):
     platform_id: str
     name: str
@@ -57,9 +64,15 @@ class PlatformOut(BaseModel):
     webhook_url: str | None
     file_root: str | None
     keys: list[KeyOut]
+    flags: FlagCounts
 
     @classmethod
-    def of(cls, platform: Platform, keys: list[Credential]) -> PlatformOut:
+    def of(
+        cls,
+        platform: Platform,
+        keys: list[Credential],
+        flags: tuple[dict[str, int], dict[str, int]],
+    ) -> PlatformOut:
         return cls(
             platform_id=platform.platform_id,
             name=platform.name,
@@ -68,6 +81,7 @@ class PlatformOut(BaseModel):
             webhook_url=platform.webhook_url,
             file_root=platform.file_root,
             keys=[KeyOut.of(k) for k in keys],
+            flags=FlagCounts(statuses=flags[0], decisions=flags[1]),
         )
 
 
