@@ -13,12 +13,21 @@ Semantics worth knowing:
   extend its own wait; ``retry_after_s`` is when retrying the *same* request (same cost) would
   succeed.
 - A subject absent from Redis has its full burst. The key's TTL is the time until the bucket
-  is full again, after which it means nothing and expires: keys never outlive their use.
+  is full again, after which it means nothing and expires, but at least ``MIN_TTL_MS``: every
+  expiry writes a DEL to the AOF, so a key must not expire between the requests of a busy
+  subject (at 100/s the bucket is full again 10 ms after each one). Keys outlive their use
+  by at most that second.
 - The subject is hashed (sha256, truncated; see ``keys.rate_limit``) so raw client IPs and
   platform ids never appear in key names. Unkeyed hashing of an IPv4 address is reversible
   by enumeration: this is pseudonymisation bounded by the short TTLs, not anonymisation.
 - Time resolution is one microsecond: the interval is rounded to whole microseconds, so rates
   above 1,000,000/s behave as 1,000,000/s.
+- The state is **not durable**: the script writes with ``redis.set_repl(redis.REPL_NONE)``, so
+  its SET reaches neither the AOF nor replicas (only a key's expiry does, as a DEL). Under
+  ``appendfsync always`` a propagated write would cost an fsync per request (every scan takes
+  a quota); the state is short-lived (TTLs of seconds to minutes) and safe to lose: after a
+  Redis restart or a failover every subject starts again with its full burst, as an idle one
+  would. The limits stay shared by every process.
 """
 
 from __future__ import annotations
@@ -31,8 +40,10 @@ from redis.asyncio import Redis
 from hashsvc.store import keys
 
 _US = 1_000_000
+MIN_TTL_MS = 1000
 
-# KEYS: the subject's key. ARGV: interval_us, burst, cost, consume (1 = hit, 0 = peek).
+# KEYS: the subject's key. ARGV: interval_us, burst, cost, consume (1 = hit, 0 = peek),
+# the key's minimum TTL in ms.
 # Returns {allowed (0/1), retry_after_us, remaining}. All arithmetic is on integers < 2^53,
 # exact in Lua's doubles; the TAT is written with %d so it is never rounded by tostring.
 _GCRA = """
@@ -49,8 +60,9 @@ if allow_at > now then
   return {0, allow_at - now, math.max(0, math.floor((now + tolerance - tat) / interval))}
 end
 if ARGV[4] == '1' then
+  redis.set_repl(redis.REPL_NONE)
   redis.call('SET', KEYS[1], string.format('%d', new_tat),
-             'PX', math.ceil((new_tat - now) / 1000))
+             'PX', math.max(tonumber(ARGV[5]), math.ceil((new_tat - now) / 1000)))
   tat = new_tat
 end
 return {1, 0, math.floor((now + tolerance - tat) / interval)}
@@ -95,7 +107,7 @@ class RateLimiter:
     ) -> Decision:
         reply = await self._gcra(
             keys=[keys.rate_limit(bucket, subject)],
-            args=[rate.interval_us, rate.burst, cost, 1 if consume else 0],
+            args=[rate.interval_us, rate.burst, cost, 1 if consume else 0, MIN_TTL_MS],
         )
         allowed, retry_after_us, remaining = (int(v) for v in reply)
         return Decision(bool(allowed), retry_after_us / _US, remaining)

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from hashsvc.store import Store, keys
 from hashsvc.store.client import connect, text
-from hashsvc.store.ratelimit import Rate, RateLimiter
+from hashsvc.store.ratelimit import MIN_TTL_MS, Rate, RateLimiter
 
 SLOW = Rate(per_second=0.01, burst=5)  # no measurable refill during a test
 
@@ -155,17 +155,23 @@ def test_separate_clients_share_one_budget(redis_url: str) -> None:
 
 
 def test_keys_expire_when_drained(redis_url: str) -> None:
-    rate = Rate(per_second=10, burst=5)  # drains in 100 ms per request
+    """A key lives until its bucket is full again, and at least MIN_TTL_MS (each expiry is a
+    DEL in the AOF: a busy subject's key must not expire between its requests)."""
+    rate = Rate(per_second=2, burst=5)  # refills in 500 ms per request
 
     async def scenario(limiter: RateLimiter, redis: Redis) -> None:
         key = keys.rate_limit("scan", "p1")
         await limiter.hit("scan", "p1", rate, cost=3)
-        assert 100 < await redis.pttl(key) <= 300
+        assert 1400 < await redis.pttl(key) <= 1500
         value = await redis.get(key)
         await limiter.hit("scan", "p1", rate, cost=5)  # denied: nothing written
         assert await redis.get(key) == value
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(1.55)
         assert await redis.exists(key) == 0
+        await limiter.hit("scan", "p2", Rate(per_second=100, burst=5))  # full again in 10 ms
+        assert MIN_TTL_MS - 100 < await redis.pttl(keys.rate_limit("scan", "p2")) <= MIN_TTL_MS
+        await asyncio.sleep(MIN_TTL_MS / 1000 + 0.05)
+        assert await redis.exists(keys.rate_limit("scan", "p2")) == 0
 
     run(redis_url, scenario)
 
@@ -194,3 +200,27 @@ def test_rate_validation() -> None:
             Rate(per_second, burst)
     assert Rate(3, 1).interval_us == 333_333
     assert Rate(1e9, 1).interval_us == 1
+
+
+def test_hits_are_not_appended_to_the_aof(redis_url: str) -> None:
+    """Rate-limit state is not durable: under ``appendfsync always`` a propagated SET would
+    cost an fsync per request. Hits leave the AOF as it was; an ordinary write grows it."""
+
+    async def aof_size(redis: Redis) -> int:
+        return int((await redis.info("persistence"))["aof_current_size"])
+
+    async def scenario(limiter: RateLimiter, redis: Redis) -> None:
+        assert (await redis.info("persistence"))["aof_enabled"] == 1
+        fast = Rate(per_second=1000, burst=5)  # full again 1 ms after a hit: kept 1 s
+        await limiter.hit("scan", "warm", fast)  # the first call loads the script (propagated)
+        before = await aof_size(redis)
+        for i in range(50):
+            assert (await limiter.hit("scan", f"p{i % 5}", SLOW)).allowed or i >= 25
+            await limiter.hit("scan", "busy", fast)
+            await limiter.peek("auth_fail", f"ip{i}", SLOW)
+        assert await aof_size(redis) == before
+        assert await redis.exists(keys.rate_limit("scan", "p0")) == 1  # yet the state is there
+        await redis.set(keys.PREFIX + "test:durable", "x")  # negative control
+        assert await aof_size(redis) > before
+
+    run(redis_url, scenario)
