@@ -96,18 +96,15 @@ class Matcher:
         self._settings = settings
         self._case_signals = case_signals
 
-    def _radius(self, signal: str) -> int:
-        threshold = self._settings.threshold_for(signal)
-        if signal == PRIMARY:
-            return max(threshold, self._settings.pdq_corroboration_distance)
-        return threshold
+    def _corroboration_radius(self) -> int:
+        return max(self._settings.pdq_threshold, self._settings.pdq_corroboration_distance)
 
-    async def _lookup(self, signal: str, frames: list[int], codes: list[bytes]) -> list[_Hit]:
+    async def _lookup(
+        self, signal: str, frames: list[int], codes: list[bytes], radius: int
+    ) -> list[_Hit]:
         index = self._replicas.index(signal)
         queries = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(codes), -1)
-        lims, ids, dists = await anyio.to_thread.run_sync(
-            index.search, queries, self._radius(signal)
-        )
+        lims, ids, dists = await anyio.to_thread.run_sync(index.search, queries, radius)
         counts = np.diff(lims)
         query_of_hit = np.repeat(np.asarray(frames, dtype=np.int64), counts)
         return [
@@ -129,19 +126,41 @@ class Matcher:
             for entry in entries:
                 per_signal[entry.signal][0].append(number)
                 per_signal[entry.signal][1].append(entry.code)
-        hits = [h for s, (f, c) in per_signal.items() for h in await self._lookup(s, f, c)]
-        owners = await self._changes.owners([h.hash_id for h in hits])
+        hits = [
+            h
+            for s, (f, c) in per_signal.items()
+            for h in await self._lookup(s, f, c, self._settings.threshold_for(s))
+        ]
         evidence: dict[str, dict[int, _FrameEvidence]] = defaultdict(dict)
-        for hit, case_id in zip(hits, owners, strict=True):
-            if case_id is not None:
-                evidence[case_id].setdefault(hit.frame, _FrameEvidence()).add(hit)
+        await self._add_evidence(evidence, hits)
         frames_with_primary = set(per_signal.get(PRIMARY, ([], []))[0])
+        # PDQ hits beyond the PDQ threshold only ever corroborate a pHash hit, and a search at
+        # the corroboration radius costs ~30x one at the threshold (N = 1M): search that far
+        # only for the frames with a secondary hit that PDQ has not already corroborated.
+        wide = self._corroboration_radius()
+        pending = _uncorroborated(evidence, frames_with_primary)
+        if pending and wide > self._settings.pdq_threshold:
+            numbers, codes = per_signal[PRIMARY]
+            chosen = [(f, c) for f, c in zip(numbers, codes, strict=True) if f in pending]
+            await self._add_evidence(
+                evidence,
+                await self._lookup(PRIMARY, [f for f, _ in chosen], [c for _, c in chosen], wide),
+            )
         matches = []
         for case_id, by_frame in evidence.items():
             found = await self._case_match(case_id, by_frame, frames_with_primary, min_frames)
             if found is not None:
                 matches.append(found)
         return sorted(matches, key=lambda m: (m.distance, m.case_id))
+
+    async def _add_evidence(
+        self, evidence: dict[str, dict[int, _FrameEvidence]], hits: list[_Hit]
+    ) -> None:
+        """File each hit under its case (read from Redis) and frame."""
+        owners = await self._changes.owners([h.hash_id for h in hits])
+        for hit, case_id in zip(hits, owners, strict=True):
+            if case_id is not None:
+                evidence[case_id].setdefault(hit.frame, _FrameEvidence()).add(hit)
 
     async def _case_match(
         self,
@@ -179,3 +198,17 @@ class Matcher:
         if PRIMARY in await self._case_signals(case_id):
             return {}
         return within
+
+
+def _uncorroborated(
+    evidence: dict[str, dict[int, _FrameEvidence]], frames_with_primary: set[int]
+) -> set[int]:
+    """Frames carrying a PDQ query where some case has a secondary hit but no PDQ hit yet."""
+    return {
+        frame
+        for by_frame in evidence.values()
+        for frame, found in by_frame.items()
+        if frame in frames_with_primary
+        and PRIMARY not in found.best
+        and any(signal != PRIMARY for signal in found.best)
+    }
