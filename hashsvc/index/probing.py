@@ -136,8 +136,17 @@ class Plan:
         total = np.zeros((counts.shape[0], counts.shape[1] + 1), dtype=np.int64)
         np.cumsum(counts, axis=1, out=total[:, 1:])
         weight = total[:, self.ring_bounds[1]] - total[:, self.ring_bounds[0]]  # (q, m)
-        order = np.argsort(weight, axis=1, kind="stable")
-        dropped = np.zeros(weight.shape, dtype=np.bool_)
-        np.put_along_axis(dropped, order[:, self.keep :], True, axis=1)
-        counts[self.ring[None, :] & dropped[:, self.table]] = 0
+        m = weight.shape[1]
+        if self.keep == m - 1:  # drop one ring: the heaviest
+            dropped = np.argmax(weight, axis=1)[:, None] == np.arange(m)
+        else:
+            order = np.argsort(weight, axis=1, kind="stable")
+            dropped = np.zeros(weight.shape, dtype=np.bool_)
+            np.put_along_axis(dropped, order[:, self.keep :], True, axis=1)
+        for t, (lo, hi) in enumerate(self.ring_bounds.T.tolist()):  # rings: contiguous columns
+            if counts.shape[0] == 1:
+                if dropped[0, t]:
+                    counts[0, lo:hi] = 0
+            else:
+                counts[np.flatnonzero(dropped[:, t]), lo:hi] = 0
         return counts, self.q - dropped[:, 0].astype(np.int64)

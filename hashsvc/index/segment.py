@@ -268,7 +268,8 @@ class Segment:
         plan = tables.plan(radius, weights)
         if plan.probes * PROBE_NS >= scan_ns or plan.probes > mih.MAX_PROBES_PER_TABLE:
             return brute.scan(self.words, queries, radius, tuning.memory_budget)
-        ns_per_candidate = (np.asarray(weights) * PROBE_NS)[plan.table]
+        per_table = np.asarray(weights) * PROBE_NS
+        by_column = None if np.ptp(per_table) == 0 else per_table[plan.table]  # None: uniform
         parts: list[brute.Hits] = []
         scanned: list[NDArray[np.intp]] = []
         group = max(1, PROBE_BATCH // plan.probes)
@@ -276,7 +277,11 @@ class Segment:
             batch = queries[first : first + group]
             probe = tables.probe(batch, plan)
             fixed = PROBE_NS_FIXED / batch.shape[0] + plan.probes * PROBE_NS
-            cheap = fixed + probe.counts @ ns_per_candidate < scan_ns
+            if by_column is None:  # copy tables: every candidate costs the same
+                work = probe.counts.sum(axis=1) * per_table[0]
+            else:
+                work = probe.counts @ by_column
+            cheap = fixed + work < scan_ns
             scanned.append(np.flatnonzero(~cheap) + first)
             rows = np.flatnonzero(cheap)
             if rows.shape[0]:
