@@ -282,6 +282,38 @@ def _to_csr(hits: brute.Hits, n_queries: int) -> SearchResult:
     lims = np.zeros(n_queries + 1, dtype=np.int64)
     if ids.shape[0] == 0:
         return lims, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
-    order = np.lexsort((ids, dists, query_index))
     np.cumsum(np.bincount(query_index, minlength=n_queries), out=lims[1:])
+    packed = _sorted_keys(query_index, ids, dists, n_queries)
+    if packed is not None:
+        keys, low, dist_shift = packed
+        out_ids = (keys & np.int64(_ID_MASK)) + np.int64(low)
+        out_dists = ((keys >> np.int64(32)) & np.int64((1 << dist_shift) - 1)).astype(np.int32)
+        return lims, out_ids, out_dists
+    order = np.lexsort((ids, dists, query_index))
     return lims, ids[order], dists[order]
+
+
+_ID_MASK: Final = (1 << 32) - 1
+_FEW_HITS: Final = 256
+"""Below this many hits ``np.lexsort`` is as fast as packing keys."""
+
+
+def _sorted_keys(
+    query_index: NDArray[np.int64], ids: NDArray[np.int64], dists: NDArray[np.int32], n: int
+) -> tuple[NDArray[np.int64], int, int] | None:
+    """``query << (32 + b) | dist << 32 | (id - low)`` sorted, with ``low`` and ``b``, when
+    that fits 63 bits (ids spanning < 2**32, as they do in practice); else None.
+
+    ``np.sort`` of one int64 key is many times faster than a three-key ``np.lexsort``.
+    """
+    if ids.shape[0] < _FEW_HITS:
+        return None
+    low, high = int(ids.min()), int(ids.max())
+    dist_bits = max(1, int(dists.max()).bit_length())
+    if high - low > _ID_MASK or 32 + dist_bits + max(1, (n - 1).bit_length()) > 63:
+        return None
+    keys = ids - np.int64(low)
+    keys |= dists.astype(np.int64) << np.int64(32)
+    keys |= query_index << np.int64(32 + dist_bits)
+    keys.sort()
+    return keys, low, dist_bits

@@ -131,6 +131,26 @@ def test_results_sorted_by_distance_then_id() -> None:
     assert lims.tolist() == [0, 6]
 
 
+@pytest.mark.parametrize(
+    ("base", "step"),
+    [(0, 1), (-(2**63), 1_000_003), (2**63 - 3_000 * 1_000_003, 1_000_003), (-(2**40), 2**22)],
+)
+@pytest.mark.parametrize("bits", [64, 256])
+def test_many_results_sorted_by_query_distance_then_id(base: int, step: int, bits: int) -> None:
+    """Enough hits for the packed-key sort; ids near the int64 limits or spanning > 2**32."""
+    rng = np.random.default_rng(105)
+    queries = random_codes(rng, 3, bits)
+    codes = np.stack([codes_at_distance(queries[i % 3], i % 5, rng) for i in range(3_000)])
+    ids = base + step * rng.permutation(3_000).astype(object)
+    index = HammingIndex(bits)
+    index.add(np.array(ids.tolist(), dtype=np.int64), codes)
+    lims, got_ids, got_d = index.search(queries, bits // 4)
+    stored = {int(i): c.tobytes() for i, c in zip(ids.tolist(), codes, strict=True)}
+    for q in range(3):
+        assert results(lims, got_ids, got_d, q) == oracle(stored, queries[q].tobytes(), bits // 4)
+    assert lims[-1] >= 3_000
+
+
 def test_output_dtypes() -> None:
     rng = np.random.default_rng(104)
     codes = random_codes(rng, 10, 64)
