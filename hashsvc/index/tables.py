@@ -32,6 +32,9 @@ from hashsvc.index.mih import Substring
 from hashsvc.index.probing import Plan, Probe
 from hashsvc.index.ranges import expand, flatten, repeat_runs
 
+_FEW_CODES = 8
+"""Up to this many survivors are mapped back to rows one at a time (fewer numpy calls)."""
+
 SKEW_LIMIT = 2.0
 """Tables more crowded than this (see :func:`_skew`) get adaptive probe plans."""
 
@@ -217,6 +220,8 @@ class Tables:
         dists: NDArray[np.int32],
     ) -> brute.Hits:
         """Every row holding ``codes[i]``, for each distinct (query, code) pair."""
+        if codes.shape[0] <= _FEW_CODES:
+            return self._rows_of_few(words, query_index, codes, dists)
         order = np.lexsort((codes, query_index))
         query_index, codes, dists = query_index[order], codes[order], dists[order]
         fresh = np.ones(codes.shape[0], dtype=np.bool_)
@@ -229,6 +234,25 @@ class Tables:
         match = np.flatnonzero(words[0, rows] == codes[pair])
         pair = pair[match]
         return query_index[pair], rows[match], dists[pair]
+
+    def _rows_of_few(
+        self,
+        words: NDArray[np.uint64],
+        query_index: NDArray[np.int64],
+        codes: NDArray[np.uint64],
+        dists: NDArray[np.int32],
+    ) -> brute.Hits:
+        """:meth:`_rows_of` for a handful of codes: one table-0 bucket slice per pair."""
+        first = self.layout[0]
+        found = zip(query_index.tolist(), codes.tolist(), dists.tolist(), strict=True)
+        pairs = {(q, code): dist for q, code, dist in found}  # a pair's distance is unique
+        parts: list[brute.Hits] = []
+        for (q, code), dist in pairs.items():
+            bucket = (code >> first.shift) & ((1 << first.length) - 1)
+            start, end = int(self.offsets[bucket]), int(self.offsets[bucket + 1])
+            rows = np.flatnonzero(words[0, start:end] == np.uint64(code)) + start
+            parts.append((np.full(rows.shape[0], q), rows, np.full(rows.shape[0], dist, np.int32)))
+        return brute.concat_hits(parts)
 
 
 @dataclass(frozen=True, slots=True)
