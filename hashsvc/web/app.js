@@ -3,7 +3,7 @@
 
 import { ApiError, caseStatus, createCase, withdrawCase } from "./api.js";
 import { formatTime, language, preferredLanguage, setLanguage, t } from "./i18n.js";
-import { casePayload, refusedPosition } from "./payload.js";
+import { MAX_HASHES_PER_CASE, acceptedLimit, casePayload, refusedPosition } from "./payload.js";
 import { MAX_FRAMES, sampleVideo } from "./video.js";
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +22,7 @@ const state = {
   sending: false,
   created: null,
   openCase: null,
+  maxHashes: MAX_HASHES_PER_CASE, // lowered if the server says it accepts fewer
 };
 
 // ---------------------------------------------------------------- hashing worker
@@ -260,6 +261,14 @@ function fingerprintDetails(item) {
       " ",
       element("code", "", frame.phash),
     );
+    for (const crop of frame.crops || []) {
+      entry.append(
+        element("br"),
+        element("span", "code-label", t("file.crop")),
+        " ",
+        element("code", "", crop.pdq),
+      );
+    }
     list.append(entry);
   }
   details.append(list);
@@ -279,6 +288,7 @@ function renderItem(item) {
     li.dataset.pdq = item.result.pdq;
     li.dataset.quality = String(item.result.quality);
     li.dataset.phash = item.result.phash;
+    li.dataset.crops = JSON.stringify(item.result.crops || []);
   }
   li.replaceChildren();
 
@@ -336,7 +346,7 @@ function renderProgress() {
 }
 
 function renderSummary() {
-  const { count } = casePayload(state.items);
+  const { count } = casePayload(state.items, { maxHashes: state.maxHashes });
   const files = state.items.filter((item) => item.status === "ready").length;
   const summary = $("send-summary");
   if (state.pending > 0) {
@@ -403,7 +413,7 @@ async function submit() {
   $("submit-status").textContent = t("send.sending");
   try {
     for (let attempt = 0; ; attempt += 1) {
-      const { body, sources, count } = casePayload(state.items);
+      const { body, sources, count } = casePayload(state.items, { maxHashes: state.maxHashes });
       if (count === 0) {
         return;
       }
@@ -412,9 +422,20 @@ async function submit() {
         showCreated(created);
         return;
       } catch (error) {
-        const refused = error instanceof ApiError && error.code === "low_information_hash"
+        const code = error instanceof ApiError ? error.code : null;
+        // A server that accepts fewer hashes per case: send fewer crop hashes.
+        const limit = code === "too_many_hashes" ? acceptedLimit(error.message) : null;
+        if (limit !== null && limit < state.maxHashes && attempt < MAX_RESUBMITS) {
+          state.maxHashes = limit;
+          continue;
+        }
+        const refused = code === "low_information_hash"
           ? sources[refusedPosition(error.message)]
           : undefined;
+        if (refused && refused.crop !== null && attempt < MAX_RESUBMITS) {
+          refused.item.frames[0].crops.splice(refused.crop, 1); // an extra hash, not the picture
+          continue;
+        }
         if (refused && refused.item.kind === "video" && attempt < MAX_RESUBMITS) {
           dropFrame(refused.item, refused.frame);
           continue;

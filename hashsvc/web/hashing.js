@@ -1,5 +1,6 @@
 // Pixels to the fingerprints the server understands, and the picture decoding used for it.
 
+import { cropHashes } from "./crops.js";
 import { lowInformation } from "./lowinfo.js";
 import { pdqHash } from "./pdq.js";
 import { phash } from "./phash.js";
@@ -15,12 +16,26 @@ export function hashPixels(rgba, width, height) {
   return { ...result, lowInformation: lowInformation(result) };
 }
 
-/** The items of a case payload for one hashed picture or frame. */
+/**
+ * A still picture's hashes: those of `hashPixels` and, unless the picture is refused as low
+ * in information, `crops`: the extra PDQ hashes of its crops (crops.js). Video frames have none.
+ */
+export function hashPicture(rgba, width, height) {
+  const result = hashPixels(rgba, width, height);
+  return { ...result, crops: result.lowInformation ? [] : cropHashes(rgba, width, height) };
+}
+
+/** The items of a case payload for one hashed picture or frame (its full-picture hashes). */
 export function hashItems({ pdq, quality, phash: ph }) {
   return [
     { signal: "pdq", hash: pdq, quality },
     { signal: "phash", hash: ph },
   ];
+}
+
+/** The payload items of a picture's crop hashes, in order (none for a video frame). */
+export function cropItems({ crops = [] }) {
+  return crops.map(({ pdq, quality }) => ({ signal: "pdq", hash: pdq, quality }));
 }
 
 /**

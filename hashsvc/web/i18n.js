@@ -29,8 +29,9 @@ export const MESSAGES = {
     "how.2.title": "This page computes fingerprints.",
     "how.2.text":
       "A fingerprint (a \u201chash\u201d) is a short code computed from a picture. " +
-      "The picture cannot be rebuilt from it. For a video, about one frame per second " +
-      "is fingerprinted.",
+      "The picture cannot be rebuilt from it. For a picture, a few parts of it are " +
+      "fingerprinted too, so that cropped copies are found. For a video, about one frame " +
+      "per second is fingerprinted.",
     "how.3.title": "Only the fingerprints are sent.",
     "how.3.text":
       "Partner platforms compare what people upload with these fingerprints. When an upload " +
@@ -75,6 +76,7 @@ export const MESSAGES = {
     "file.unsupported": "This is not a picture or a video. It will not be sent.",
     "file.show": "Show the fingerprints",
     "file.quality": "quality {quality}",
+    "file.crop": "PDQ of a part",
 
     "send.title": "2. Send the fingerprints",
     "send.summaryNone": "Choose at least one picture or video first.",
@@ -197,8 +199,9 @@ export const MESSAGES = {
     "how.2.title": "Cette page calcule des empreintes.",
     "how.2.text":
       "Une empreinte (un « hash ») est un code court calculé à partir d'une image. Il est " +
-      "impossible de reconstituer l'image à partir de ce code. Pour une vidéo, environ une " +
-      "image par seconde est prise en compte.",
+      "impossible de reconstituer l'image à partir de ce code. Pour une image, quelques " +
+      "parties sont aussi prises en compte, pour retrouver les copies recadrées. Pour une " +
+      "vidéo, environ une image par seconde est prise en compte.",
     "how.3.title": "Seules les empreintes sont envoyées.",
     "how.3.text":
       "Les plateformes partenaires comparent ce que leurs utilisateurs publient avec ces " +
@@ -246,6 +249,7 @@ export const MESSAGES = {
     "file.unsupported": "Ce fichier n'est ni une image ni une vidéo. Il ne sera pas envoyé.",
     "file.show": "Voir les empreintes",
     "file.quality": "qualité {quality}",
+    "file.crop": "PDQ d'une partie",
 
     "send.title": "2. Envoyez les empreintes",
     "send.summaryNone": "Choisissez d'abord au moins une image ou une vidéo.",

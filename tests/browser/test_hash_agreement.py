@@ -1,6 +1,7 @@
 """The page's hashes, computed in Chromium through the real page (file input, worker, decode,
 JavaScript PDQ and pHash), agree with the server's Python hashers for every fixture photo, its
-everyday and hard variants, and more formats and orientations."""
+everyday and hard variants, and more formats and orientations; so do the extra PDQ hashes of
+crops of each picture (``victim_crop_hashes``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import WebPage
-from tests.browser.hashes import hamming, python_hashes
+from tests.browser.hashes import hamming, python_crop_hashes, python_hashes
 from tests.browser.media import picture_files
 
 MAX_PDQ_DISTANCE = 4
@@ -20,8 +21,8 @@ MAX_QUALITY_DIFFERENCE = 2
 MIN_IDENTICAL_SHARE = 0.9
 
 
-def distribution(counts: Counter[int], unit: str = " bits") -> str:
-    return ", ".join(f"{value}{unit}: {n} files" for value, n in sorted(counts.items()))
+def distribution(counts: Counter[int], unit: str = " bits", what: str = "files") -> str:
+    return ", ".join(f"{value}{unit}: {n} {what}" for value, n in sorted(counts.items()))
 
 
 def test_browser_hashes_match_python(
@@ -43,15 +44,18 @@ def test_browser_hashes_match_python(
             """items => items.map(li => ({
                 name: li.querySelector('.file-name').textContent,
                 state: li.dataset.state, pdq: li.dataset.pdq,
-                quality: Number(li.dataset.quality), phash: li.dataset.phash }))""",
+                quality: Number(li.dataset.quality), phash: li.dataset.phash,
+                crops: JSON.parse(li.dataset.crops || "[]") }))""",
         )
     }
 
     pdq_counts: Counter[int] = Counter()
     phash_counts: Counter[int] = Counter()
     quality_counts: Counter[int] = Counter()
+    crop_counts: Counter[int] = Counter()
     lines = []
     identical = 0
+    crops_identical = crops_total = 0
     for path in files:
         row = browser[path.name]
         assert row["state"] == "ready", (path.name, row)
@@ -70,6 +74,19 @@ def test_browser_hashes_match_python(
         assert d_pdq <= MAX_PDQ_DISTANCE, lines[-1]
         assert d_phash <= MAX_PHASH_DISTANCE, lines[-1]
         assert d_quality <= MAX_QUALITY_DIFFERENCE, lines[-1]
+        # The crop hashes: the same crops kept, each within the same bounds.
+        crops = {c["variant"]: (c["pdq"], c["quality"]) for c in row["crops"]}
+        expected_crops = python_crop_hashes(path)
+        assert set(crops) == set(expected_crops), (path.name, crops, expected_crops)
+        for variant, (code, crop_quality) in expected_crops.items():
+            assert crop_quality is not None
+            d_crop = hamming(code, crops[variant][0])
+            d_crop_quality = abs(crop_quality - crops[variant][1])
+            crop_counts[d_crop] += 1
+            crops_total += 1
+            crops_identical += d_crop == d_crop_quality == 0
+            assert d_crop <= MAX_PDQ_DISTANCE, (path.name, variant, d_crop)
+            assert d_crop_quality <= MAX_QUALITY_DIFFERENCE, (path.name, variant)
 
     report = "\n".join(
         [
@@ -78,11 +95,15 @@ def test_browser_hashes_match_python(
             f"pHash Hamming distance: {distribution(phash_counts)}",
             f"PDQ quality difference: {distribution(quality_counts, unit='')}",
             f"identical on both signals and quality: {identical}/{len(files)}",
+            f"crop PDQ Hamming distance: {distribution(crop_counts, what='crops')}",
+            f"crop hashes identical (code and quality): {crops_identical}/{crops_total}",
             "",
             *lines,
         ]
     )
     (artifacts / "hash-agreement.txt").write_text(report + "\n")
     with capsys.disabled():
-        print("\n" + "\n".join(report.splitlines()[:5]))
+        print("\n" + "\n".join(report.splitlines()[:7]))
     assert identical >= MIN_IDENTICAL_SHARE * len(files), report
+    assert crops_total >= 4 * len(files), report
+    assert crops_identical >= MIN_IDENTICAL_SHARE * crops_total, report

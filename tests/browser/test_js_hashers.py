@@ -50,7 +50,9 @@ def run(page: Page, script: str, arg: Any = None) -> Any:
     with the modules imported from the page's own assets."""
     return page.evaluate(
         """async (arg) => {
-            const names = ["pdq", "phash", "resample", "lowinfo", "payload", "video", "hashing"];
+            const names = [
+                "pdq", "phash", "resample", "lowinfo", "payload", "video", "hashing", "crops",
+            ];
             const modules = {};
             for (const name of names) { modules[name] = await import(`/assets/${name}.js`); }
             const fromB64 = (text) => Uint8ClampedArray.from(atob(text), (c) => c.charCodeAt(0));

@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from fixtures.make_variants import load_photo
+from fixtures.make_variants import encode, load_photo
 from hashsvc.config import Settings
 from hashsvc.signals import hash_all
 from tests.browser.conftest import VIEWPORT, PageLog, WebPage
-from tests.browser.hashes import hamming, python_hashes
+from tests.browser.hashes import hamming, python_crop_hashes, python_hashes
 from tests.browser.media import (
     PHOTOS,
     flat_picture,
@@ -134,13 +134,20 @@ def test_submission_sends_only_json_hashes(
         check_hash_item(item)
     signals = [item["signal"] for item in items]
     # 2 pictures and 4 video frames (0 s, 1 s: coffee; 2 s, 3 s: chelsea), both hashes each;
-    # a hash shared by two frames is sent once.
-    assert [item["signal"] for item in payload["hashes"]].count("pdq") == 2
-    assert 4 <= signals.count("pdq") <= 6, signals
+    # a hash shared by two frames is sent once. Each picture (not the video's frames) adds the
+    # PDQ hashes of its crops, after the full-picture hashes.
+    crops = {name: python_crop_hashes(PHOTOS[name]) for name in ("astronaut", "camera")}
+    n_crops = sum(len(c) for c in crops.values())
+    assert n_crops >= 8
+    assert [item["signal"] for item in payload["hashes"]].count("pdq") == 2 + n_crops
+    assert [item["signal"] for item in payload["hashes"][:4]] == ["pdq", "phash"] * 2
+    assert 4 + n_crops <= signals.count("pdq") <= 6 + n_crops, signals
     assert 4 <= signals.count("phash") <= 6, signals
+    assert len(video_item["frames"]) <= 12  # no crop hashes for video frames
     sent = {(item["signal"], item["hash"]) for item in payload["hashes"]}
     for name in ("astronaut", "camera"):
         codes = {(signal, code) for signal, (code, _) in python_hashes(PHOTOS[name]).items()}
+        codes |= {("pdq", code) for code, _ in crops[name].values()}
         assert codes <= sent, name
     for path in files:
         content = path.read_bytes()
@@ -182,7 +189,8 @@ def test_submit_follow_and_withdraw_from_the_page(
     page.get_by_label("I have saved my case number and my secret code").check()
     continue_button.click()
     expect(page.locator("#status-case-id")).to_have_text(case_id)
-    expect(page.locator("#status-counts")).to_have_text("1 PDQ, 1 pHash")
+    pdq_count = 1 + len(python_crop_hashes(PHOTOS["coffee"]))
+    expect(page.locator("#status-counts")).to_have_text(f"{pdq_count} PDQ, 1 pHash")
     expect(page.locator("#status-match-summary")).to_have_text(
         "No platform has found a match so far."
     )
@@ -213,6 +221,30 @@ def test_submit_follow_and_withdraw_from_the_page(
     page.get_by_label("Secret code", exact=True).fill(secret)
     page.get_by_role("button", name="Show my case").click()
     expect(page.get_by_role("alert")).to_contain_text("No case matches this case number")
+
+
+def test_a_cropped_copy_is_matched_through_the_crop_hashes(web: WebPage, platform_key: str) -> None:
+    """The page sends the crop hashes of a picture: a copy with 10 % cut away (centred), or
+    5 % off its right side, which the full-picture PDQ misses, is matched; a cropped copy of
+    another photo is not."""
+    page = web.open()
+    choose(page, PHOTOS["coffee"])
+    submit(page)
+    coffee = load_photo(PHOTOS["coffee"]).convert("RGB")
+    full = hash_all(coffee)["pdq"].code.hex()
+    w, h = coffee.size
+    for box in [
+        (w // 20, h // 20, w - w // 20, h - h // 20),
+        (0, h // 40, w - w // 20, h - h // 40),
+    ]:
+        cropped = coffee.crop(box)
+        assert hamming(full, hash_all(cropped)["pdq"].code.hex()) > 31, box
+        copy = encode(cropped, "JPEG", quality=85)
+        assert scan(web.service.url, platform_key, copy)["matched"] is True, box
+    chelsea = load_photo(PHOTOS["chelsea"]).convert("RGB")
+    cw, ch = chelsea.size
+    other = encode(chelsea.crop((cw // 20, ch // 20, cw - cw // 20, ch - ch // 20)), "JPEG")
+    assert scan(web.service.url, platform_key, other)["matched"] is False
 
 
 def test_flat_pictures_are_refused_in_the_page_and_by_the_server(
@@ -377,6 +409,39 @@ def test_too_many_fingerprints_are_explained(
         alert = page.get_by_role("alert")
         expect(alert).to_contain_text("Too many fingerprints for one case")
         expect(alert).to_contain_text("4 hashes in one request; at most 3 are accepted")
+        assert web.log.errors == []
+    finally:
+        context.close()
+        small.stop()
+
+
+def test_crop_hashes_fit_a_lower_per_case_limit(
+    browser: Browser, settings: Settings, redis_url: str
+) -> None:
+    """A server that accepts 6 hashes per case: the page's first request (2 pictures, 4
+    full-picture hashes and 12 crop hashes) is refused; the page sends again with the full
+    hashes and as many crop hashes as fit (the first crop of each picture)."""
+    small = start_service(settings.model_copy(update={"max_hashes_per_case": 6}), redis_url)
+    context = browser.new_context(viewport=VIEWPORT, locale="en-GB")
+    try:
+        web = WebPage(context.new_page(), PageLog(), small)
+        web.page.on("console", web.log.on_console)
+        web.page.on("request", web.log.on_request)
+        page = web.open()
+        choose(page, PHOTOS["coffee"], PHOTOS["chelsea"])
+        submit(page)
+        expect(page.locator("#created-lead")).to_contain_text("6 fingerprints were received")
+        posts = [
+            json.loads(r.post_data_buffer or b"") for r in web.log.requests if r.method == "POST"
+        ]
+        assert [len(body["hashes"]) for body in posts] == [16, 6]
+        first = {
+            name: python_crop_hashes(PHOTOS[name])["crop-c95"][0] for name in ("coffee", "chelsea")
+        }
+        assert [item["hash"] for item in posts[1]["hashes"][4:]] == [
+            first["coffee"],
+            first["chelsea"],
+        ]
         assert web.log.errors == []
     finally:
         context.close()
