@@ -5,6 +5,11 @@ Redis is the truth, replicas are caches. ``catch_up`` is called before every loo
 sees every case committed (or withdrawn) before the scan started, in any process. When the
 stream no longer holds the replica's cursor (trimmed past it while the process was paused, a
 restore, a flush), the replica rebuilds from the bank before answering.
+
+Concurrent scans share their catch-ups (group commit): a caller joins the next *round* that has
+not yet read the stream, so the read it waits for is sent after the caller arrived, and it sees
+every change committed before; a hundred scans in flight cost a few stream reads, not a hundred
+one after the other.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class ReplicaSet:
         self._indexes = {name: HammingIndex(bits=s.bits) for name, s in signals.items()}
         self._cursor = START
         self._lock = asyncio.Lock()
+        self._next: asyncio.Future[None] | None = None  # the round that has not read yet
+        self._rounds: set[asyncio.Task[None]] = set()
         self.rebuilds = 0  # after a gap in the change stream
 
     def index(self, signal: str) -> HammingIndex:
@@ -81,15 +88,42 @@ class ReplicaSet:
         )
 
     async def catch_up(self) -> None:
-        """Apply every change committed since the cursor; rebuild if the stream no longer
-        continues from it."""
+        """Apply every change committed before this call (and maybe later ones); rebuild if
+        the stream no longer continues from the cursor. Concurrent callers share rounds."""
+        round_ = self._next
+        if round_ is None:
+            round_ = self._next = asyncio.get_running_loop().create_future()
+            task = asyncio.ensure_future(self._round(round_))
+            self._rounds.add(task)  # a reference until done; the future carries the outcome
+            task.add_done_callback(self._rounds.discard)
+        await asyncio.shield(round_)  # a cancelled caller leaves the round to the others
+
+    async def _round(self, done: asyncio.Future[None]) -> None:
         try:
             async with self._lock:
-                await self._replay()
-        except StreamGap:
-            logger.warning("change stream no longer holds %s: rebuilding", self._cursor)
-            self.rebuilds += 1
-            await self.bootstrap()
+                if self._next is done:
+                    self._next = None  # from here on, newcomers need a read sent after them
+                try:
+                    await self._replay()
+                    gap = False
+                except StreamGap:
+                    gap = True
+            if gap:
+                logger.warning("change stream no longer holds %s: rebuilding", self._cursor)
+                self.rebuilds += 1
+                await self.bootstrap()
+        except BaseException as exc:  # Redis down, cancelled at shutdown: every waiter fails
+            if self._next is done:
+                self._next = None
+            if isinstance(exc, asyncio.CancelledError):
+                done.cancel()
+            elif not done.done():
+                done.set_exception(exc)
+                done.exception()  # retrieved: nobody may be waiting any more
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            done.set_result(None)
 
     async def _replay(self) -> None:
         while True:

@@ -9,7 +9,7 @@ import numpy as np
 import redis
 
 from hashsvc.matching import ReplicaSet
-from hashsvc.models import HashEntry
+from hashsvc.models import Change, HashEntry
 from hashsvc.signals import SIGNALS
 from hashsvc.store import Store, keys
 
@@ -97,6 +97,43 @@ def test_replica_left_behind_by_trimming_rebuilds_before_answering(redis_url: st
             assert paused.rebuilds == 1
             assert len(paused.index("pdq")) == 300
             assert all(contains(paused, code(100 + n)) for n in (0, 150, 299))
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_catch_ups_see_what_was_committed_before_they_were_called(
+    redis_url: str,
+) -> None:
+    """Catch-ups share rounds; whatever else is in flight, a change committed before
+    ``catch_up()`` is called is in the replica when it returns."""
+
+    async def scenario() -> None:
+        store = Store.open(redis_url)
+        try:
+            replicas = ReplicaSet(store.changes, SIGNALS)
+            await replicas.bootstrap()
+            reads = 0
+            since = store.changes.since
+
+            async def counted(cursor: str, count: int = 10_000) -> tuple[list[Change], str]:
+                nonlocal reads
+                reads += 1
+                return await since(cursor, count)
+
+            store.changes.since = counted  # type: ignore[method-assign]  # counts, then reads
+            for n in range(30):
+                in_flight = [asyncio.ensure_future(replicas.catch_up()) for _ in range(n % 4)]
+                await asyncio.sleep(0)  # let those rounds start reading
+                case_id = f"case_round{n:013d}"
+                await store.cases.create(case_id, "v", [HashEntry("pdq", code(1000 + n))])
+                await replicas.catch_up()
+                assert contains(replicas, code(1000 + n)), n
+                await asyncio.gather(*in_flight)
+            reads = 0
+            await asyncio.gather(*(replicas.catch_up() for _ in range(100)))
+            assert reads <= 2  # one round for all (two if one had started)
         finally:
             await store.close()
 
