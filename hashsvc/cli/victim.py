@@ -11,6 +11,7 @@ import typer
 from hashsvc.cases import SubmittedHash, validate_submission
 from hashsvc.cli.common import Files, Server, base_url, reported_errors, request, settings
 from hashsvc.hashing import ComputedHash, MediaHashes, hash_media
+from hashsvc.signals.crops import crops_last
 
 Secret = Annotated[
     str,
@@ -67,11 +68,14 @@ def submit_command(files: Files, server: Server = None) -> None:
                     kept.append(h)
             return kept
 
-        images = once([h for _, m in hashed if m.kind == "image" for h in m.frames[0]])
+        pictures = [once(m.frames[0]) for _, m in hashed if m.kind == "image"]
         videos = [
             once([h for frame in m.frames for h in frame]) for _, m in hashed if m.kind == "video"
         ]
         videos = [video for video in videos if video]
+        # Crop hashes (hashsvc.signals.crops) fill what the per-case limit leaves, as in the page.
+        room = settings().max_hashes_per_case - sum(len(video) for video in videos)
+        images = crops_last(pictures, room)
 
         def submitted(hashes: list[ComputedHash]) -> list[SubmittedHash]:
             return [SubmittedHash(h.signal, h.hex, h.quality) for h in hashes]

@@ -19,7 +19,10 @@ Rules, the same in the page:
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pdqhash
@@ -30,6 +33,7 @@ from hashsvc.signals.base import pack_bits
 from hashsvc.signals.sides import SignalHash
 
 PDQ = "pdq"
+CROP_PREFIX = "crop-"
 MIN_CROP_SIDE = 100
 MIN_CROP_QUALITY = 50  # Settings.pdq_min_quality's default, the server's quality gate
 ANCHORS = frozenset({"c", "l", "r", "t", "b", "tl", "tr", "bl", "br"})
@@ -46,7 +50,7 @@ class Crop:
 
     @property
     def variant(self) -> str:
-        return f"crop-{self.anchor}{self.keep}"
+        return f"{CROP_PREFIX}{self.anchor}{self.keep}"
 
 
 # Measured on the 333-photo corpus (README, "Matching quality"): PDQ of a centred crop matches
@@ -102,3 +106,26 @@ def victim_crop_hashes(image: Image.Image) -> list[SignalHash]:
             continue
         out.append(SignalHash(PDQ, code, int(quality), variant))
     return out
+
+
+class _Variant(Protocol):
+    @property
+    def variant(self) -> str: ...
+
+
+H = TypeVar("H", bound=_Variant)
+
+
+def is_crop(item: _Variant) -> bool:
+    """Whether a hash is one of a picture's crop hashes."""
+    return item.variant.startswith(CROP_PREFIX)
+
+
+def crops_last(pictures: Sequence[Sequence[H]], room: int) -> list[H]:
+    """The hashes of several pictures in the order the page sends them, within ``room``:
+    every full-picture hash, then crop hashes (every picture's first crop, then every
+    picture's second...) while there is room. Full-picture hashes are never left out."""
+    full = [h for picture in pictures for h in picture if not is_crop(h)]
+    crops = [[h for h in picture if is_crop(h)] for picture in pictures]
+    ranked = [h for rank in itertools.zip_longest(*crops) for h in rank if h is not None]
+    return full + ranked[: max(0, room - len(full))]

@@ -23,6 +23,8 @@ from hashsvc.signals.crops import (
     Crop,
     crop_box,
     crop_boxes,
+    crops_last,
+    is_crop,
     victim_crop_hashes,
 )
 from hashsvc.signals.sides import SignalHash
@@ -215,3 +217,29 @@ def test_crop_hashes_do_not_match_other_photos() -> None:
             for upload in uploads:
                 assert decide(victims[name], upload) is None, (name, other)
                 assert best_pdq(victims[name], upload) > 2 * 31, (name, other)
+
+
+def test_crops_last_keeps_full_hashes_and_fills_the_room() -> None:
+    def picture(n: int, crops: int) -> list[SignalHash]:
+        full = [SignalHash("pdq", bytes([n]) * 32), SignalHash("phash", bytes([n]) * 8)]
+        return full + [
+            SignalHash("pdq", bytes([n, k]) * 16, 90, c.variant)
+            for k, c in enumerate(CROPS[:crops])
+        ]
+
+    pictures = [picture(1, 6), picture(2, 2), picture(3, 6)]
+    everything = crops_last(pictures, 1000)
+    assert len(everything) == 6 + 14
+    assert [is_crop(h) for h in everything] == [False] * 6 + [True] * 14
+    first_ranks = [h.code[:2] for h in everything[6:12]]
+    assert first_ranks == [
+        b"\x01\x00",
+        b"\x02\x00",
+        b"\x03\x00",
+        b"\x01\x01",
+        b"\x02\x01",
+        b"\x03\x01",
+    ]
+    assert crops_last(pictures, 8) == everything[:8]
+    assert crops_last(pictures, 3) == everything[:6]  # full hashes are never left out
+    assert crops_last([], 10) == []
