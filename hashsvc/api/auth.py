@@ -20,6 +20,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio.client import Pipeline
 
 from hashsvc import cases
 from hashsvc.api.deps import StateDep
@@ -27,7 +28,7 @@ from hashsvc.api.requestid import current_request_id
 from hashsvc.errors import CaseNotFound, Forbidden, NotAuthorized, RateLimited
 from hashsvc.models import CaseRecord, Credential, Platform, Scope
 from hashsvc.security import CASE_SECRET, TOKEN_PREFIX, token_kind, verifier
-from hashsvc.store.ratelimit import Rate
+from hashsvc.store.ratelimit import Decision, Rate
 
 _QUERY_CREDENTIALS = frozenset(
     {
@@ -57,10 +58,12 @@ def _retry_after(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
-async def _refuse_if_throttled(state: StateDep, ip: str) -> None:
+def _failure_rate(state: StateDep) -> Rate:
     settings = state.settings
-    rate = Rate(settings.auth_failures_per_min / 60, settings.auth_failure_burst)
-    decision = await state.store.rate_limits.peek("auth_fail", ip, rate)
+    return Rate(settings.auth_failures_per_min / 60, settings.auth_failure_burst)
+
+
+def _refuse_if(decision: Decision) -> None:
     if not decision.allowed:
         raise RateLimited(
             "too many failed authentications from this address; retry later",
@@ -68,10 +71,12 @@ async def _refuse_if_throttled(state: StateDep, ip: str) -> None:
         )
 
 
+async def _refuse_if_throttled(state: StateDep, ip: str) -> None:
+    _refuse_if(await state.store.rate_limits.peek("auth_fail", ip, _failure_rate(state)))
+
+
 async def _count_failure(state: StateDep, ip: str) -> None:
-    settings = state.settings
-    rate = Rate(settings.auth_failures_per_min / 60, settings.auth_failure_burst)
-    await state.store.rate_limits.hit("auth_fail", ip, rate)
+    await state.store.rate_limits.hit("auth_fail", ip, _failure_rate(state))
 
 
 def _is_credential(name: str, value: str) -> bool:
@@ -109,29 +114,70 @@ class Principal:
         return f"admin:{self.credential.key_id}"
 
 
+async def _authenticate(
+    request: Request,
+    state: StateDep,
+    credentials: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
+    quota: Rate | None = None,
+) -> tuple[Principal, Decision | None]:
+    """The platform or operator whose API key was presented, in two round trips: the address's
+    failure throttle with the key's credential, then the platform's record with, when
+    ``quota`` is given and the key has the scan scope, a hit on the platform's scan quota.
+    A throttled address is answered 429 whatever its key (the credential read alongside is
+    not looked at)."""
+    ip = client_ip(request)
+    token = _presented_token(request, credentials, api_key)
+    kind = token_kind(token)
+    store, limiter = state.store, state.store.rate_limits
+    # The lookup is keyed by an HMAC of the token: no comparison of secret bytes happens here.
+    key = (
+        verifier(token, state.settings.token_pepper.get_secret_value())
+        if kind in ("platform", "admin")
+        else None
+    )
+
+    def first(pipe: Pipeline) -> None:
+        limiter.stage(pipe, "auth_fail", ip, _failure_rate(state), consume=False)
+        if key is not None:
+            store.credentials.stage_lookup(pipe, key)
+
+    replies = await limiter.batch(first)
+    _refuse_if(limiter.decision(replies[0]))
+    if key is None:
+        await _count_failure(state, ip)
+        raise NotAuthorized("not an API key: expected 'hsk_platform_...' or 'hsk_admin_...'")
+    credential = store.credentials.parse(replies[1])
+    if credential is None or credential.kind != kind:
+        await _count_failure(state, ip)
+        raise NotAuthorized(_INVALID_KEY)
+    if credential.kind != "platform":
+        return Principal(credential, None), None
+    owner = credential.owner
+    charge = quota is not None and Scope.SCAN in credential.scopes
+
+    def second(pipe: Pipeline) -> None:
+        store.platforms.stage_get(pipe, owner)
+        if charge and quota is not None:  # a disabled platform's refused key may spend one
+            limiter.stage(pipe, "scan", owner, quota)
+
+    replies = await limiter.batch(second)
+    platform = store.platforms.parse(owner, replies[0])
+    if platform is None or platform.disabled:
+        await _count_failure(state, ip)
+        raise NotAuthorized(_INVALID_KEY)
+    return Principal(credential, platform), limiter.decision(replies[1]) if charge else None
+
+
+_INVALID_KEY = "invalid API key (unknown, revoked, or its platform is disabled)"
+
+
 async def authenticated_key(
     request: Request, state: StateDep, credentials: BearerDep, api_key: ApiKeyHeaderDep
 ) -> Principal:
     """The platform or operator whose API key was presented."""
-    ip = client_ip(request)
-    token = _presented_token(request, credentials, api_key)
-    await _refuse_if_throttled(state, ip)
-    kind = token_kind(token)
-    if kind not in ("platform", "admin"):
-        await _count_failure(state, ip)
-        raise NotAuthorized("not an API key: expected 'hsk_platform_...' or 'hsk_admin_...'")
-    pepper = state.settings.token_pepper.get_secret_value()
-    # The lookup is keyed by an HMAC of the token: no comparison of secret bytes happens here.
-    credential = await state.store.credentials.lookup(verifier(token, pepper))
-    platform = None
-    if credential is not None and credential.kind == "platform":
-        platform = await state.store.platforms.get(credential.owner)
-        if platform is None or platform.disabled:
-            credential = None
-    if credential is None or credential.kind != kind:
-        await _count_failure(state, ip)
-        raise NotAuthorized("invalid API key (unknown, revoked, or its platform is disabled)")
-    return Principal(credential, platform)
+    principal, _ = await _authenticate(request, state, credentials, api_key)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticated_key)]
@@ -147,14 +193,17 @@ def _require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
 
 
 async def _scanning_platform(
-    state: StateDep, principal: Annotated[Principal, Depends(_require(Scope.SCAN))]
+    request: Request, state: StateDep, credentials: BearerDep, api_key: ApiKeyHeaderDep
 ) -> Platform:
-    """A platform key with the scan scope, within its platform's scan quota."""
-    assert principal.platform is not None  # only platform keys carry the scan scope
+    """A platform key with the scan scope, within its platform's scan quota (taken in the
+    same round trip as the platform's record)."""
     settings = state.settings
-    decision = await state.store.rate_limits.hit(
-        "scan", principal.platform.platform_id, Rate(settings.scan_rate_per_s, settings.scan_burst)
-    )
+    quota = Rate(settings.scan_rate_per_s, settings.scan_burst)
+    principal, decision = await _authenticate(request, state, credentials, api_key, quota)
+    if Scope.SCAN not in principal.credential.scopes:
+        raise Forbidden(f"this key does not have the {Scope.SCAN.value!r} scope")
+    assert principal.platform is not None  # only platform keys carry the scan scope
+    assert decision is not None
     if not decision.allowed:
         raise RateLimited(
             "scan quota of this platform exceeded; retry later",

@@ -73,7 +73,16 @@ class CredentialStore:
 
     async def lookup(self, key_verifier: str) -> Credential | None:
         """The live credential with this verifier, or None (unknown or revoked)."""
-        found = await self._redis.hget(keys.CREDENTIALS, key_verifier)
+        return self.parse(await self._redis.hget(keys.CREDENTIALS, key_verifier))
+
+    @staticmethod
+    def stage_lookup(pipe: Pipeline, key_verifier: str) -> None:
+        """Queue ``lookup`` in the caller's pipeline; read its reply with ``parse``."""
+        pipe.hget(keys.CREDENTIALS, key_verifier)
+
+    @staticmethod
+    def parse(found: object) -> Credential | None:
+        """The credential of a lookup's reply (None: unknown or revoked)."""
         return _decode(text(found)) if found is not None else None
 
     async def of_owner(self, index_key: str) -> list[Credential]:

@@ -7,6 +7,7 @@ import time
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from hashsvc.models import Credential, Platform
 from hashsvc.store import keys
@@ -62,7 +63,17 @@ class PlatformStore:
         return platform
 
     async def get(self, platform_id: str) -> Platform | None:
-        fields = text_map(await self._redis.hgetall(keys.platform(platform_id)))
+        return self.parse(platform_id, await self._redis.hgetall(keys.platform(platform_id)))
+
+    @staticmethod
+    def stage_get(pipe: Pipeline, platform_id: str) -> None:
+        """Queue ``get`` in the caller's pipeline; read its reply with ``parse``."""
+        pipe.hgetall(keys.platform(platform_id))
+
+    @staticmethod
+    def parse(platform_id: str, reply: Any) -> Platform | None:
+        """The platform of a ``get``'s reply (None: unknown)."""
+        fields = text_map(reply)
         return _parse(platform_id, fields) if fields else None
 
     async def webhook_secret(self, platform_id: str) -> str | None:

@@ -33,9 +33,13 @@ Semantics worth knowing:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from hashsvc.store import keys
 
@@ -109,8 +113,44 @@ class RateLimiter:
             keys=[keys.rate_limit(bucket, subject)],
             args=[rate.interval_us, rate.burst, cost, 1 if consume else 0, MIN_TTL_MS],
         )
+        return self.decision(reply)
+
+    def stage(
+        self,
+        pipe: Pipeline,
+        bucket: str,
+        subject: str,
+        rate: Rate,
+        *,
+        cost: int = 1,
+        consume: bool = True,
+    ) -> None:
+        """Queue a ``hit`` (or, ``consume=False``, a ``peek``) in a pipeline run by
+        ``batch``; read its reply with ``decision``."""
+        if consume and not 1 <= cost <= rate.burst:
+            raise ValueError(f"cost must be between 1 and burst ({rate.burst}), not {cost}")
+        args = (rate.interval_us, rate.burst, cost, 1 if consume else 0, MIN_TTL_MS)
+        pipe.evalsha(self._gcra.sha, 1, keys.rate_limit(bucket, subject), *args)
+
+    @staticmethod
+    def decision(reply: Any) -> Decision:
+        """The decision of a staged call's reply."""
         allowed, retry_after_us, remaining = (int(v) for v in reply)
         return Decision(bool(allowed), retry_after_us / _US, remaining)
+
+    async def batch(self, fill: Callable[[Pipeline], None]) -> list[Any]:
+        """The replies of the commands ``fill`` queues (``stage`` and other stores' reads),
+        sent in one round trip; the script is loaded again if Redis lost it (a restart)."""
+        for attempt in range(2):
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    fill(pipe)
+                    return list(await pipe.execute())
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self._redis.script_load(_GCRA)
+        raise AssertionError("unreachable")
 
     async def hit(self, bucket: str, subject: str, rate: Rate, cost: int = 1) -> Decision:
         """Take ``cost`` requests from the subject's budget if all fit; if not, take nothing.

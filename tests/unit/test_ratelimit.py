@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from hashsvc.store import Store, keys
 from hashsvc.store.client import connect, text
@@ -222,5 +223,30 @@ def test_hits_are_not_appended_to_the_aof(redis_url: str) -> None:
         assert await redis.exists(keys.rate_limit("scan", "p0")) == 1  # yet the state is there
         await redis.set(keys.PREFIX + "test:durable", "x")  # negative control
         assert await aof_size(redis) > before
+
+    run(redis_url, scenario)
+
+
+def test_staged_decisions_in_one_batch_survive_a_script_flush(redis_url: str) -> None:
+    """``stage`` + ``batch`` (the API's pipelined authentication): the same decisions as
+    ``hit``/``peek``, and Redis forgetting the script (a restart) costs one reload, no error."""
+    rate = Rate(per_second=0.01, burst=2)
+
+    async def scenario(limiter: RateLimiter, redis: Redis) -> None:
+        await redis.script_flush()
+
+        def fill(pipe: Pipeline) -> None:
+            limiter.stage(pipe, "scan", "p1", rate)
+            limiter.stage(pipe, "auth_fail", "ip", rate, consume=False)
+            pipe.get(keys.PREFIX + "test:absent")
+
+        for left in (1, 0):
+            hit, peek, absent = await limiter.batch(fill)
+            assert limiter.decision(hit).remaining == left
+            assert limiter.decision(peek).remaining == 2
+            assert absent is None
+        denied, _, _ = await limiter.batch(fill)
+        assert not limiter.decision(denied).allowed
+        assert not (await limiter.peek("scan", "p1", rate)).allowed
 
     run(redis_url, scenario)
