@@ -13,6 +13,7 @@ computation.
 - :mod:`.mih`, :mod:`.probing`, :mod:`.tables`, :mod:`.ranges`: multi-index hashing
   (Norouzi, Punjani & Fleet, CVPR 2012): substring layout, pigeonhole probe plans (adaptive
   on skewed data), the tables and candidate verification.
+- :mod:`.bitperm`: bit permutations that balance the substrings of biased codes.
 - :mod:`.ids`, :mod:`.sorting`, :mod:`.codes`, :mod:`.validate`: compact ids with lookup by
   id, fast argsorts, byte/word packing, argument checks.
 """

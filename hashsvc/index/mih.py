@@ -65,7 +65,7 @@ def layout_for(n: int, n_words: int, min_size: int = MIN_TABLE_SIZE) -> tuple[Su
     Substring length follows Norouzi et al. (about ``log2 n`` bits; 3 substrings per word,
     4 below 2**19 codes of two or more words), capped so that the whole segment stays
     within 3.5 times the raw code bytes plus 8 bytes per id: each table costs ``4 * 2**length``
-    bytes of offsets besides its entries (a rotated copy of the codes, 8 bytes per code,
+    bytes of offsets besides its entries (a copy of the codes, 8 bytes per code,
     for one-word codes; a uint32 position otherwise; none for table 0, whose order is the
     segment's own).
 
