@@ -1,7 +1,8 @@
 """Content to hashes, the same way everywhere (server scans, workers, CLI, tests): safe decode,
 then the hashes of one side of a match: ``victim_hashes`` (what a victim submits: one hash per
-signal) or, with ``upload=True``, ``upload_hashes`` (what a scan looks up: those plus views of
-the upload that survive flips, turns, borders and screenshots; see ``hashsvc.signals.sides``).
+signal and, with ``crops``, the PDQ hashes of crops of a still picture) or, with
+``upload=True``, ``upload_hashes`` (what a scan looks up: those plus views of the upload that
+survive flips, turns, borders and screenshots; see ``hashsvc.signals.sides``).
 Synchronous and CPU-bound: async callers run it in a thread."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hashsvc.config import Settings
 from hashsvc.errors import MediaTooLarge
 from hashsvc.media import decode_image, is_video, sample_frames
 from hashsvc.signals import SIGNALS, upload_hashes, victim_hashes
+from hashsvc.signals.crops import victim_crop_hashes
 
 _SNIFF_BYTES = 64
 
@@ -82,13 +84,21 @@ def informative(frame: Iterable[_Scored], min_quality: int) -> bool:
     return all(h.quality is None or h.quality >= min_quality for h in frame)
 
 
-def hash_image(image: Image.Image, *, upload: bool = False) -> list[ComputedHash]:
-    """The victim-side hashes of a picture, or its upload-side hashes with ``upload``."""
-    found = upload_hashes(image) if upload else victim_hashes(image)
+def hash_image(
+    image: Image.Image, *, upload: bool = False, crops: bool = False
+) -> list[ComputedHash]:
+    """The victim-side hashes of a picture (with ``crops``, its crop hashes too, as a victim's
+    device submits a still picture), or its upload-side hashes with ``upload``."""
+    if upload:
+        found = upload_hashes(image)
+    else:
+        found = victim_hashes(image) + (victim_crop_hashes(image) if crops else [])
     return [ComputedHash(h.signal, h.code, h.quality, h.variant) for h in found]
 
 
-def hash_bytes(data: bytes, settings: Settings, *, upload: bool = False) -> list[ComputedHash]:
+def hash_bytes(
+    data: bytes, settings: Settings, *, upload: bool = False, crops: bool = False
+) -> list[ComputedHash]:
     """Decode image bytes within the configured limits and hash them (``hash_image``)."""
     image = decode_image(
         data,
@@ -96,7 +106,7 @@ def hash_bytes(data: bytes, settings: Settings, *, upload: bool = False) -> list
         max_pixels=settings.max_image_pixels,
         max_frames=settings.max_image_frames,
     )
-    return hash_image(image, upload=upload)
+    return hash_image(image, upload=upload, crops=crops)
 
 
 def _check_size(size: int, limit: int, what: str) -> None:
@@ -104,14 +114,19 @@ def _check_size(size: int, limit: int, what: str) -> None:
         raise MediaTooLarge("too_many_bytes", f"{what} is {size} bytes; the limit is {limit}")
 
 
-def hash_file(path: Path, settings: Settings, *, upload: bool = False) -> list[ComputedHash]:
+def hash_file(
+    path: Path, settings: Settings, *, upload: bool = False, crops: bool = False
+) -> list[ComputedHash]:
     """Hash a local image file (refusing oversized files before reading them whole)."""
     _check_size(path.stat().st_size, settings.max_upload_bytes, path.name)
-    return hash_bytes(path.read_bytes(), settings, upload=upload)
+    return hash_bytes(path.read_bytes(), settings, upload=upload, crops=crops)
 
 
-def hash_media(source: bytes | Path, settings: Settings, *, upload: bool = False) -> MediaHashes:
-    """Hash an image or a video (told apart by their bytes, never by name or type)."""
+def hash_media(
+    source: bytes | Path, settings: Settings, *, upload: bool = False, crops: bool = False
+) -> MediaHashes:
+    """Hash an image or a video (told apart by their bytes, never by name or type); ``crops``
+    adds a still picture's crop hashes (a video's frames never get any)."""
     if isinstance(source, Path):
         with source.open("rb") as handle:
             head = handle.read(_SNIFF_BYTES)
@@ -121,8 +136,8 @@ def hash_media(source: bytes | Path, settings: Settings, *, upload: bool = False
         frames = sample_frames(source, limits=settings.video_limits())
         return MediaHashes("video", [hash_image(f.image, upload=upload) for f in frames])
     if isinstance(source, Path):
-        return MediaHashes("image", [hash_file(source, settings, upload=upload)])
-    return MediaHashes("image", [hash_bytes(source, settings, upload=upload)])
+        return MediaHashes("image", [hash_file(source, settings, upload=upload, crops=crops)])
+    return MediaHashes("image", [hash_bytes(source, settings, upload=upload, crops=crops)])
 
 
 def hash_upload_sandboxed(source: bytes | Path, settings: Settings) -> MediaHashes:

@@ -16,6 +16,8 @@ import httpx
 import pytest
 import redis
 
+from fixtures.make_variants import load_photo
+from hashsvc.signals.crops import victim_crop_hashes
 from tests.helpers import PHOTOS, bearer, reupload, upload
 from tests.procfs import free_port
 
@@ -111,7 +113,9 @@ def test_restart_on_the_same_data_dir_keeps_cases(served: Service, tmp_path: Pat
 
     status = httpx.get(f"{served.url}/v1/cases/{case_id}", headers=bearer(secret))
     assert status.status_code == 200
-    assert status.json()["hashes"] == {"pdq": 1, "phash": 1}
+    crops = len(victim_crop_hashes(load_photo(PHOTOS["coffee"])))  # the CLI sends them too
+    assert crops > 0
+    assert status.json()["hashes"] == {"pdq": 1 + crops, "phash": 1}
     scan = httpx.post(f"{served.url}/v1/scan", files=upload(image), headers=bearer(api_key))
     assert scan.json()["matched"] is True
 
@@ -144,6 +148,11 @@ def test_cli_hash_equals_what_the_api_computes(served: Service) -> None:
             timeout=30,
         ).json()
         assert local["hashes"] == scan["hashes"], path.name
+        crops = [
+            {"signal": "pdq", "hash": h.code.hex(), "quality": h.quality, "variant": h.variant}
+            for h in victim_crop_hashes(load_photo(path))
+        ]
+        assert local["crops"] == crops, path.name
 
 
 def test_cli_victim_journey(served: Service, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import typer
 from hashsvc.cases import SubmittedHash, validate_submission
 from hashsvc.cli.common import Files, Server, base_url, reported_errors, request, settings
 from hashsvc.hashing import ComputedHash, MediaHashes, hash_media
-from hashsvc.signals.crops import crops_last
+from hashsvc.signals.crops import crops_last, is_crop
 
 Secret = Annotated[
     str,
@@ -24,7 +24,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="One JSON object per file."
 
 def _hash_files(files: list[Path]) -> list[tuple[Path, MediaHashes]]:
     config = settings()
-    return [(path, hash_media(path, config)) for path in files]
+    return [(path, hash_media(path, config, crops=True)) for path in files]
 
 
 def _item(h: ComputedHash) -> dict[str, Any]:
@@ -38,16 +38,28 @@ def _print_hashes(label: str, hashes: list[ComputedHash]) -> None:
 
 
 def hash_command(files: Files, as_json: AsJson = False) -> None:
-    """Hash images and videos on this device and print the hashes. Nothing is sent anywhere."""
+    """Hash images and videos on this device and print the hashes. Nothing is sent anywhere.
+    A picture's crop hashes (hashsvc.signals.crops) come after its full-picture hashes: in
+    JSON as "crops" (with their "variant"), in text labelled FILE#VARIANT."""
     with reported_errors():
         for path, media in _hash_files(files):
             if as_json:
                 frames = [[_item(h) for h in frame] for frame in media.frames]
                 body: dict[str, Any] = {"file": str(path), "kind": media.kind}
-                body.update({"hashes": frames[0]} if media.kind == "image" else {"frames": frames})
+                if media.kind == "image":
+                    picture = media.frames[0]
+                    body["hashes"] = [_item(h) for h in picture if not is_crop(h)]
+                    body["crops"] = [
+                        _item(h) | {"variant": h.variant} for h in picture if is_crop(h)
+                    ]
+                else:
+                    body["frames"] = frames
                 typer.echo(json.dumps(body))
             elif media.kind == "image":
-                _print_hashes(str(path), media.frames[0])
+                _print_hashes(str(path), [h for h in media.frames[0] if not is_crop(h)])
+                for h in media.frames[0]:
+                    if is_crop(h):
+                        _print_hashes(f"{path}#{h.variant}", [h])
             else:
                 for number, frame in enumerate(media.frames):
                     _print_hashes(f"{path}#frame={number}", frame)
