@@ -225,16 +225,25 @@ def build(target: Path) -> list[dict[str, str]]:
     return manifest
 
 
-def load(target: Path | None = None) -> list[tuple[str, Image.Image]]:
-    """The corpus as (name, RGB picture), sorted by name; builds it first if missing."""
+def names(target: Path | None = None) -> list[str]:
+    """The corpus's picture names, sorted; builds the corpus first if missing."""
     root = cache_dir() if target is None else target
     if not (root / "manifest.json").exists():
         build(root)
     entries = json.loads((root / "manifest.json").read_text())
+    return sorted(str(entry["name"]) for entry in entries)
+
+
+def load(
+    target: Path | None = None, only: list[str] | None = None
+) -> list[tuple[str, Image.Image]]:
+    """The corpus as (name, RGB picture), sorted by name (``only`` those names, in that order);
+    builds it first if missing."""
+    root = cache_dir() if target is None else target
     out = []
-    for entry in sorted(entries, key=lambda e: e["name"]):
-        with Image.open(root / "photos" / f"{entry['name']}.png") as image:
-            out.append((str(entry["name"]), image.convert("RGB")))
+    for name in names(root) if only is None else only:
+        with Image.open(root / "photos" / f"{name}.png") as image:
+            out.append((name, image.convert("RGB")))
     return out
 
 

@@ -242,6 +242,45 @@ def _desktop(image: Image.Image, rng: random.Random) -> Image.Image:
     return out
 
 
+def _chat(image: Image.Image, rng: random.Random) -> Image.Image:
+    """The picture received in a messaging app on a larger phone (720 x 1600): coloured header,
+    text bubbles, the picture in a bubble with rounded corners, an input bar; saved as JPEG."""
+    dark = rng.random() < 0.5
+    bg, fg = ((18, 18, 18), (230, 230, 230)) if dark else ((236, 229, 221), (25, 25, 25))
+    accent = rng.choice(((7, 94, 84), (0, 136, 204), (88, 86, 214), (52, 199, 89)))
+    bubble = (38, 45, 49) if dark else (255, 255, 255)
+    out = Image.new("RGB", (720, 1600), bg)
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((0, 0, 720, 170), fill=accent)
+    draw.text((32, 18), f"{rng.randint(0, 23)}:{rng.randint(0, 59):02d}", fill="white",
+              font=_font(24))  # fmt: skip
+    draw.ellipse((90, 80, 160, 150), fill=(rng.randint(60, 255), 160, 120))
+    draw.text((180, 98), rng.choice(("Alex", "Sam", "group chat", "Kim")), fill="white",
+              font=_font(30))  # fmt: skip
+    y = 200
+    for _ in range(rng.randint(1, 3)):
+        width = rng.randint(220, 560)
+        draw.rounded_rectangle((24, y, 24 + width, y + 70), radius=18, fill=bubble)
+        _text_lines(draw, 44, y + 12, width - 40, 2, fg, rng, 20)
+        y += 90
+    picture = _fit(image, 480, 600)
+    pad = 8
+    draw.rounded_rectangle((24, y, 24 + picture.width + 2 * pad, y + picture.height + 2 * pad),
+                           radius=24, fill=bubble)  # fmt: skip
+    mask = Image.new("L", picture.size, 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, *picture.size), radius=18, fill=255)
+    out.paste(picture, (24 + pad, y + pad), mask)
+    y += picture.height + 2 * pad + 20
+    if y < 1400:
+        draw.rounded_rectangle((696 - 300, y, 696, y + 70), radius=18, fill=accent)
+        _text_lines(draw, 696 - 280, y + 12, 260, 2, (255, 255, 255), rng, 20)
+    draw.rectangle((0, 1490, 720, 1600), fill=bg)
+    draw.rounded_rectangle((20, 1505, 600, 1580), radius=36, fill=bubble)
+    draw.text((50, 1530), "Message", fill=(140, 140, 140), font=_font(24))
+    draw.ellipse((620, 1505, 695, 1580), fill=accent)
+    return _jpeg(out, 80)
+
+
 def _combo_crop_jpeg_bright(image: Image.Image, rng: random.Random) -> Image.Image:
     cropped = _crop(image, 0.05, rng, centre=False)
     return _jpeg(ImageEnhance.Brightness(cropped).enhance(1.15), 70)
@@ -288,6 +327,7 @@ TRANSFORMS: tuple[Transform, ...] = (
     _t("caption_band", "meme_band", _caption_band),
     _t("screenshot", "phone", _phone),
     _t("screenshot", "desktop", _desktop),
+    _t("screenshot", "chat", _chat),
     _t("combo", "crop5_jpeg_bright", _combo_crop_jpeg_bright),
     _t("combo", "flip_caption", lambda im, r: _caption(ImageOps.mirror(im), r)),
     _t("combo", "phone_jpeg70", lambda im, r: _jpeg(_phone(im, r), 70)),

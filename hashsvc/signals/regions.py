@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from hashsvc.signals.screens import FINE_SIDE, GreyCopy, grey_copy, photo_box
+from hashsvc.signals.screens import COARSE_SIDE, GreyCopy, grey_copy, photo_box
 
 Box = tuple[int, int, int, int]  # left, upper, right, lower (PIL crop order)
 
@@ -78,10 +78,10 @@ def _accept(box: Box, shape: tuple[int, ...], scale: float, size: tuple[int, int
     return _to_original(box, scale, size)
 
 
-def screen_box(image: Image.Image, fine: GreyCopy | None = None) -> Box | None:
+def screen_box(image: Image.Image, coarse: GreyCopy | None = None) -> Box | None:
     """The photograph inside a screenshot (``hashsvc.signals.screens``), or ``None`` when it
     is (nearly) the whole picture or too small to be the photo."""
-    box = photo_box(image, fine)
+    box = photo_box(image, coarse)
     if box is None:
         return None
     left, upper, right, lower = box
@@ -94,9 +94,9 @@ def content_boxes(image: Image.Image) -> list[tuple[str, Box]]:
     """Distinct candidate regions of an upload besides the full picture, named: the trimmed
     picture (``"trim"``) and the screenshot region (``"screen"``), each when it differs from
     the full picture and from the other."""
-    fine = grey_copy(image, FINE_SIDE)
+    coarse = grey_copy(image, COARSE_SIDE)
     boxes: list[tuple[str, Box]] = []
-    for name, box in (("trim", trim_box(image, fine)), ("screen", screen_box(image, fine))):
+    for name, box in (("trim", trim_box(image, coarse)), ("screen", screen_box(image, coarse))):
         if box is not None and all(_differs(box, other, image.size) for _, other in boxes):
             boxes.append((name, box))
     return boxes

@@ -23,6 +23,7 @@ from PIL import Image
 
 from hashsvc.signals.base import pack_bits
 from hashsvc.signals.regions import content_boxes
+from hashsvc.signals.screens import fill_corners
 
 PDQ = "pdq"
 PHASH = "phash"
@@ -73,6 +74,8 @@ def upload_hashes(image: Image.Image) -> list[SignalHash]:
     out.append(SignalHash(PHASH, phash.hash_image(image).code))
     for variant, box in content_boxes(image):
         region = image.crop(box)
+        if variant == "screen":
+            region = fill_corners(region)
         result = pdq.hash_image(region)
         if result.quality is None or result.quality < MIN_REGION_QUALITY:
             continue

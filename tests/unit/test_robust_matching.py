@@ -3,9 +3,11 @@ screenshot regions) and decide(), on the committed fixture photographs."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from fixtures.make_variants import load_photo, photo_paths
 from hashsvc.matching import MatchDecision, decide
@@ -88,6 +90,66 @@ def test_screenshot_region_is_found() -> None:
     found = decide(victim_hashes(image), upload_hashes(screen))
     assert found is not None
     assert found.tier == "match"
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+_CHAT_GAPS = {  # known gaps: photos with a dark plain surround of their own (box or hash off)
+    ("retina", False),
+    ("retina", True),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "dark"),
+    [
+        pytest.param(
+            name,
+            dark,
+            marks=[pytest.mark.xfail(strict=True, reason="known gap")]
+            if (name, dark) in _CHAT_GAPS
+            else [],
+        )
+        for name in sorted(PHOTOS)
+        for dark in (False, True)
+    ],
+)
+def test_photo_in_a_chat_screenshot_matches(name: str, dark: bool) -> None:
+    """A messaging app: header bar, text bubbles, the photo scaled into a bubble with rounded
+    corners and padding, an input bar; re-encoded as JPEG."""
+    image = PHOTOS[name]
+    page, bubble, ink = (
+        ((20, 20, 20), (40, 44, 48), "white") if dark else ((235, 228, 220), "white", "black")
+    )
+    screen = Image.new("RGB", (720, 1500), page)
+    draw = ImageDraw.Draw(screen)
+    draw.rectangle((0, 0, 720, 150), fill=(0, 120, 110))
+    draw.text((30, 60), "Sam", fill="white", font=ImageFont.load_default(size=32))
+    for k in range(2):
+        draw.rounded_rectangle((20, 180 + 90 * k, 460, 250 + 90 * k), radius=16, fill=bubble)
+        draw.text(
+            (40, 200 + 90 * k), "see you at eight", fill=ink, font=ImageFont.load_default(size=22)
+        )
+    picture = image.copy()
+    picture.thumbnail((460, 560))
+    top = 370
+    draw.rounded_rectangle(
+        (20, top, 36 + picture.width, top + 16 + picture.height), radius=20, fill=bubble
+    )
+    mask = Image.new("L", picture.size, 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, *picture.size), radius=16, fill=255)
+    screen.paste(picture, (28, top + 8), mask)
+    draw.rounded_rectangle((20, 1410, 600, 1480), radius=30, fill=bubble)
+    upload = _jpeg(screen, 80)
+    plain = [SignalHash(h.signal, h.code, h.quality) for h in victim_hashes(upload)]
+    assert decide(victim_hashes(image), plain) is None  # the plain hash misses it
+    found = decide(victim_hashes(image), upload_hashes(upload))
+    assert found is not None
+    assert (found.tier, found.variant) == ("match", "screen")
 
 
 def test_max_sum_rectangle() -> None:
