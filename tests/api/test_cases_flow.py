@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from hashsvc.config import Settings
+from hashsvc.hashing import hash_file
 from tests.helpers import PHOTOS, bearer, reupload, upload, victim_hashes
 from tests.live import start_service
 
@@ -64,6 +65,34 @@ def test_different_photo_does_not_match(
         }
     status = client.get(f"/v1/cases/{case_id}", headers=bearer(secret)).json()
     assert status["matches"] == []
+
+
+def test_cropped_reupload_matches_through_the_crop_hashes(
+    client: httpx.Client, settings: Settings, api_key: str
+) -> None:
+    """A copy with 10 % cut off every side (the central 80 %) misses a case of the full
+    picture's hashes and is matched through the crop hashes a victim's device also sends."""
+    plain_id, plain_secret = submit(client, settings, "coffee")
+    copy = upload(reupload("coffee", "crop_10pct"))
+    assert client.post("/v1/scan", files=copy, headers=bearer(api_key)).json()["matched"] is False
+    hashes = [
+        {"signal": h.signal, "hash": h.hex, "quality": h.quality}
+        for h in hash_file(PHOTOS["coffee"], settings, crops=True)
+    ]
+    response = client.post("/v1/cases", json={"hashes": hashes})
+    assert response.status_code == 201, response.text
+    assert response.json()["hash_count"] == len(hashes) > 2
+    case_id, secret = response.json()["case_id"], response.json()["secret"]
+
+    scan = client.post("/v1/scan", files=copy, headers=bearer(api_key)).json()
+
+    assert scan["matched"] is True
+    assert [m["signal"] for m in scan["matches"]] == ["pdq"]
+    status = client.get(f"/v1/cases/{case_id}", headers=bearer(secret)).json()
+    assert status["hashes"] == {"pdq": len(hashes) - 1, "phash": 1}
+    assert [m["signal"] for m in status["matches"]] == ["pdq"]
+    plain = client.get(f"/v1/cases/{plain_id}", headers=bearer(plain_secret)).json()
+    assert plain["matches"] == []
 
 
 def test_scan_by_precomputed_hashes(
