@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from fixtures.make_variants import encode, load_photo
 from hashsvc.config import Settings
@@ -446,3 +446,36 @@ def test_crop_hashes_fit_a_lower_per_case_limit(
     finally:
         context.close()
         small.stop()
+
+
+def test_a_crop_hash_the_server_refuses_is_dropped(web: WebPage) -> None:
+    """If the server refuses one of a picture's crop hashes as low in information (it also
+    compares codes with synthetic flat pictures', which the page does not), the page sends
+    the case again without that crop hash; the picture itself stays ready."""
+    page = web.open()
+    choose(page, PHOTOS["coffee"])
+    refused: list[str] = []
+
+    def refuse_first_crop(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        if not refused:
+            refused.append(body["hashes"][2]["hash"])  # after the picture's PDQ and pHash
+            route.fulfill(
+                status=422,
+                json={
+                    "error": {
+                        "code": "low_information_hash",
+                        "message": "hashes[2]: this pdq hash carries too little information",
+                    }
+                },
+            )
+        else:
+            route.continue_()
+
+    page.route("**/v1/cases", refuse_first_crop)
+    submit(page)
+    posts = [json.loads(r.post_data_buffer or b"") for r in web.log.requests if r.method == "POST"]
+    assert len(posts) == 2
+    first, second = ([item["hash"] for item in body["hashes"]] for body in posts)
+    assert refused == [first[2]]
+    assert second == first[:2] + first[3:]
