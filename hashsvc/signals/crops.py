@@ -1,16 +1,19 @@
 """Victim-side crop hashes: a few extra PDQ hashes of crops of each still picture.
 
-A re-upload cropped by 10-20 % is beyond PDQ's threshold of the full picture, and the upload
-side cannot recover the part cut away. So the victim's device also submits the PDQ hashes of
-a few crops of the picture (``CROPS``); the crop of an upload that is close to one of them
-then matches. Video frames get none (a video already sends many frames).
+PDQ of a re-upload cropped by 5 % or more is beyond the threshold of the full picture's, and
+the upload side cannot recover the part cut away. So the victim's device also submits the PDQ
+hashes of a few crops of the picture (``CROPS``); an upload cropped close to one of them then
+matches. A crop box catches centred crops within about 2.5 % of its own cut but off-centre
+crops only within about 1 %: the boxes cover centred crops of 3-20 % and one side cut by 5 %,
+not arbitrary off-centre crops (measured in the README's "Matching quality"). Video frames
+get none (a video already sends many frames).
 
 The boxes are integer arithmetic only (``crop_boxes``), so the web page (``crops.js``)
 computes the same pixels and, through its bit-exact PDQ, the same codes.
 
 Rules, the same in the page:
 * a picture whose shorter side is below ``MIN_CROP_SIDE`` pixels gets no crop hashes (a crop
-  of a thumbnail carries little, and PDQ needs 64 pixels a side to downsample);
+  of a thumbnail carries little detail, and its hash little information);
 * a crop whose PDQ fails the low-information rule (quality below ``MIN_CROP_QUALITY``, the
   server's ``pdq_min_quality``, or set bits outside 120-128) is left out. The server also
   refuses a code close to a synthetic flat or gradient picture's; ``victim_crop_hashes``
