@@ -75,12 +75,12 @@ def usable_views(frame: Sequence[V], min_quality: int) -> list[V]:
 
 
 def informative(frame: Iterable[_Scored], min_quality: int) -> bool:
-    """Whether a frame's hashes may be matched: every quality score it carries (PDQ's) is at
+    """Whether a group of hashes may be matched: every quality score it carries (PDQ's) is at
     least ``min_quality``. Flat and gradient images score below it; their codes are rounding
-    noise that could sit near any stored degenerate hash. The rule of every scan (worker jobs,
-    sync uploads, sync hash lists): a frame that fails it is not matched at all, pHash included
-    (a flat image's pHash is noise too). A hash without a score (pHash; a PDQ sent without its
-    quality in a hash-only scan) does not fail it."""
+    noise that could sit near any stored degenerate hash. A hash without a score (pHash; a PDQ
+    sent without its quality in a hash-only scan) does not fail it. Uploads apply it per view
+    through ``usable_views`` (a view that fails is not matched at all, its pHash included: a
+    flat image's pHash is noise too); a victim's or a hash-only scan's hashes are one group."""
     return all(h.quality is None or h.quality >= min_quality for h in frame)
 
 

@@ -25,6 +25,12 @@ TOLERANCE = 10
 # already stands for it) and not so small that it is likely a detail of the picture.
 MAX_AREA_SHARE = 0.92
 MIN_AREA_SHARE = 0.12
+# A caption bar: lines with at least CAPTION_SHARE of their pixels in the bar's colour (text
+# on it), CAPTION_MIN to CAPTION_MAX of the picture's height, ending in a sharp edge.
+CAPTION_SHARE = 0.3
+CAPTION_MIN = 0.03
+CAPTION_MAX = 0.4
+CAPTION_EDGE = 0.5
 # A screenshot's photo may be small (a 320 x 240 picture on a 1280 x 800 page is 7.5 %).
 MIN_SCREEN_SHARE = 0.03
 
@@ -70,6 +76,36 @@ def trim_box(image: Image.Image, source: GreyCopy | None = None) -> Box | None:
     return _accept((left, top, right, bottom), grey.shape, scale, image.size)
 
 
+def _caption_rows(lines: Grey) -> int:
+    """Number of leading lines forming a caption bar: text on a plain bar (every line at least
+    CAPTION_SHARE in the edge line's colour, some not plain), ending in a sharp edge (a plain
+    line, then one at most CAPTION_EDGE in that colour: a photograph's own plain background
+    fades in instead), CAPTION_MIN to CAPTION_MAX of the lines; 0 when there is none."""
+    colour = float(np.median(lines[0]))
+    share = (np.abs(lines - colour) <= TOLERANCE).mean(axis=1)
+    limit = min(len(share) - 1, int(CAPTION_MAX * len(share)))
+    weak = np.flatnonzero(share[: limit + 1] < CAPTION_SHARE)
+    end = int(weak[0]) if weak.size else limit  # the bar cannot reach past here
+    text = np.cumsum(share < PLAIN_SHARE)
+    for count in range(max(1, int(CAPTION_MIN * len(share))), end + 1):
+        edge = share[count - 1] >= PLAIN_SHARE and share[count] <= CAPTION_EDGE
+        if edge and text[count - 1] > 0:
+            return count
+    return 0
+
+
+def caption_box(image: Image.Image, source: GreyCopy | None = None) -> Box | None:
+    """The picture without a caption bar (text on a plain bar) above and/or below it, or
+    ``None`` when there is none. ``source``: a grey copy of the upload (``COARSE_SIDE``)."""
+    copy = source if source is not None else grey_copy(image, COARSE_SIDE)
+    grey = copy.pixels
+    top, bottom = _caption_rows(grey), _caption_rows(grey[::-1])
+    if top == 0 and bottom == 0:
+        return None
+    height, width = grey.shape
+    return _accept((0, top, width, height - bottom), grey.shape, copy.scale, image.size)
+
+
 def _accept(box: Box, shape: tuple[int, ...], scale: float, size: tuple[int, int]) -> Box | None:
     left, upper, right, lower = box
     share = (right - left) * (lower - upper) / (shape[0] * shape[1])
@@ -92,11 +128,16 @@ def screen_box(image: Image.Image, coarse: GreyCopy | None = None) -> Box | None
 
 def content_boxes(image: Image.Image) -> list[tuple[str, Box]]:
     """Distinct candidate regions of an upload besides the full picture, named: the trimmed
-    picture (``"trim"``) and the screenshot region (``"screen"``), each when it differs from
-    the full picture and from the other."""
+    picture (``"trim"``), the picture without a caption bar (``"caption"``) and the screenshot
+    region (``"screen"``), each when it differs from the full picture and the others."""
     coarse = grey_copy(image, COARSE_SIDE)
     boxes: list[tuple[str, Box]] = []
-    for name, box in (("trim", trim_box(image, coarse)), ("screen", screen_box(image, coarse))):
+    found = (
+        ("trim", trim_box(image, coarse)),
+        ("caption", caption_box(image, coarse)),
+        ("screen", screen_box(image, coarse)),
+    )
+    for name, box in found:
         if box is not None and all(_differs(box, other, image.size) for _, other in boxes):
             boxes.append((name, box))
     return boxes

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from fixtures.make_variants import load_photo, photo_paths
 from hashsvc.matching import MatchDecision, decide
 from hashsvc.signals import SignalHash, hash_all, upload_hashes, victim_hashes
-from hashsvc.signals.regions import screen_box, trim_box
+from hashsvc.signals.regions import caption_box, screen_box, trim_box
 from hashsvc.signals.screens import max_sum_rectangle
 
 PHOTOS = {path.stem: load_photo(path).convert("RGB") for path in photo_paths()}
@@ -66,6 +66,35 @@ def test_plain_borders_are_trimmed(colour: str | tuple[int, int, int]) -> None:
     assert found is not None
     assert found.tier == "match"
     assert found.variant == "trim"
+
+
+@pytest.mark.parametrize("name", sorted(PHOTOS))
+def test_caption_bar_is_cut_off(name: str) -> None:
+    image = PHOTOS[name]
+    bar = image.height // 5
+    captioned = Image.new("RGB", (image.width, image.height + bar), "white")
+    captioned.paste(image, (0, bar))
+    font = ImageFont.load_default(size=bar // 3)
+    ImageDraw.Draw(captioned).text(
+        (image.width // 2, bar // 2),
+        "when you finally see it",
+        fill="black",
+        font=font,
+        anchor="mm",
+    )
+    box = caption_box(captioned)
+    assert box is not None
+    assert all(
+        abs(a - b) <= 3
+        for a, b in zip(box, (0, bar, *image.size[:1], image.height + bar), strict=True)
+    )
+    found = decide(victim_hashes(image), upload_hashes(captioned))
+    assert found is not None
+    assert found.tier == "match"
+
+
+def test_no_caption_bar_in_plain_photos() -> None:
+    assert all(caption_box(image) is None for image in PHOTOS.values())
 
 
 def test_trim_leaves_a_borderless_photo_alone() -> None:
