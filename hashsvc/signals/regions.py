@@ -1,9 +1,9 @@
 """Where the picture is inside an upload: plain borders, letterboxing and padding trimmed off,
-and the photograph inside a screenshot (``hashsvc.signals.screens``).
+a caption bar cut off, and the photograph inside a screenshot (``hashsvc.signals.screens``).
 
-Both work on small greyscale copies and return boxes in the upload's own pixel coordinates,
-so their cost does not grow with the upload's size. They only
-add hashes on the upload side: a wrong region costs one more index query, never a missed match.
+All work on small greyscale copies and return boxes in the upload's own pixel coordinates, so
+their cost does not grow with the upload's size. They only add hashes on the upload side: a
+wrong region costs one more index query, never a missed match.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@
   plain; the upload side carries the robustness, so nothing changes in the browser:
   - PDQ's 8 dihedral variants (rotations by 90/180/270 and mirrors, one pass of
     ``pdqhash.compute_dihedral``), so flipped and turned re-uploads match;
-  - PDQ and pHash of the picture with plain borders, letterboxing and padding trimmed, and
-    of the photographic region of a screenshot (``hashsvc.signals.regions``), when those
-    differ from the full picture.
+  - PDQ and pHash of the picture with plain borders, letterboxing and padding trimmed, of
+    the picture without a caption bar, and of the photograph inside a screenshot (rounded
+    corners filled in) (``hashsvc.signals.regions``, ``hashsvc.signals.screens``), when
+    those differ from the full picture.
   Every hash is one more index query of a batch; hashes of a flat region (PDQ quality below
   ``MIN_REGION_QUALITY``) are left out.
 """
@@ -35,7 +36,8 @@ MIN_REGION_QUALITY = 50
 class SignalHash:
     """One hash of one picture: the signal's name, the code bytes (``SIGNALS[signal]``'s
     canonical form), PDQ's quality score (``None`` for signals without one) and which view
-    of the upload it hashes (``"full"``, ``"dihedral-k"``, ``"trim"``, ``"screen"``)."""
+    of the upload it hashes (``"full"``, ``"dihedral-k"``, ``"trim"``, ``"caption"``,
+    ``"screen"``)."""
 
     signal: str
     code: bytes
