@@ -182,10 +182,11 @@ class Settings(BaseSettings):
         "they are cut by body_timeout_s).",
     )
     max_concurrent_decodes: int = Field(
-        default=4,
+        default=2,
         ge=1,
         description="Image uploads to POST /v1/scan decoded and hashed at once by one API "
-        "process (a few more than sandbox_processes keeps the decoders busy).",
+        "process (as many as sandbox_processes: more only queue for a decoder, and under "
+        "overload their wait is what breaks p99; bench_load L2).",
     )
     log_level: str = Field(
         default="INFO",
