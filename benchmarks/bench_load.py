@@ -433,16 +433,21 @@ class Load:
 async def ramp(
     gen: Generator, make: Callable[[float], Awaitable[object]], rates: list[float], step_s: float
 ) -> tuple[float, list[tuple[float, Stats]]]:
-    """Saturation: the best 2xx/s among steps with p99 <= 1 s and < 1 % non-2xx."""
+    """Saturation: the best 2xx/s among steps with p99 <= 1 s and < 1 % non-2xx. A failing
+    step is run once more before the ramp stops (on a shared machine one burst of someone
+    else's load can sink a step); both runs are printed."""
     best, table = 0.0, []
     for rate in rates:
-        s = stats(await gen.run(rate, step_s, make), step_s)
-        table.append((rate, s))
-        print(s.line(f"ramp {rate:.0f}/s"), flush=True)
-        healthy = s.p99 <= 1.0 and s.errors <= 0.01 * s.count
-        if healthy:
-            best = max(best, s.throughput)
-        if not healthy or s.throughput < 0.9 * rate:
+        for attempt in ("", " (again)"):
+            s = stats(await gen.run(rate, step_s, make), step_s)
+            table.append((rate, s))
+            print(s.line(f"ramp {rate:.0f}/s{attempt}"), flush=True)
+            healthy = s.p99 <= 1.0 and s.errors <= 0.01 * s.count and s.throughput >= 0.9 * rate
+            if healthy:
+                best = max(best, s.throughput)
+                break
+            await asyncio.sleep(2)
+        if not healthy:
             break
         await asyncio.sleep(1)
     return best, table
