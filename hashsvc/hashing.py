@@ -18,7 +18,6 @@ from hashsvc.config import Settings
 from hashsvc.errors import MediaTooLarge
 from hashsvc.media import decode_image, is_video, sample_frames
 from hashsvc.signals import SIGNALS, upload_hashes, victim_hashes
-from hashsvc.signals.crops import victim_crop_hashes
 
 _SNIFF_BYTES = 64
 
@@ -89,10 +88,7 @@ def hash_image(
 ) -> list[ComputedHash]:
     """The victim-side hashes of a picture (with ``crops``, its crop hashes too, as a victim's
     device submits a still picture), or its upload-side hashes with ``upload``."""
-    if upload:
-        found = upload_hashes(image)
-    else:
-        found = victim_hashes(image) + (victim_crop_hashes(image) if crops else [])
+    found = upload_hashes(image) if upload else victim_hashes(image, crops=crops)
     return [ComputedHash(h.signal, h.code, h.quality, h.variant) for h in found]
 
 

@@ -1,9 +1,11 @@
 """The two library entry points, one per side of a match.
 
 * ``victim_hashes(image)``: what a victim's device submits for one picture: one hash per
-  registered signal, exactly what the web page computes in JavaScript (bit for bit).
-* ``upload_hashes(image)``: what a scan computes for an upload. The victim's hashes stay
-  plain; the upload side carries the robustness, so nothing changes in the browser:
+  registered signal and, for a still picture, the PDQ hashes of a few crops of it
+  (``hashsvc.signals.crops``), exactly what the web page computes in JavaScript (bit for bit).
+* ``upload_hashes(image)``: what a scan computes for an upload. Apart from the victim's crop
+  hashes (a part cut away cannot be recovered from the upload), the upload side carries the
+  robustness:
   - PDQ's 8 dihedral variants (rotations by 90/180/270 and mirrors, one pass of
     ``pdqhash.compute_dihedral``), so flipped and turned re-uploads match;
   - PDQ and pHash of the picture with plain borders, letterboxing and padding trimmed, of
@@ -47,12 +49,17 @@ class SignalHash:
     variant: str = "full"
 
 
-def victim_hashes(image: Image.Image) -> list[SignalHash]:
+def victim_hashes(image: Image.Image, *, crops: bool = True) -> list[SignalHash]:
     """What a victim's device submits for one picture: every registered signal's hash of the
-    full picture (the web page computes the same codes in JavaScript)."""
+    full picture, then (``crops``: a still picture, not a video frame) the PDQ hashes of its
+    crops, ``victim_crop_hashes`` (the web page computes the same codes in JavaScript)."""
     from hashsvc.signals import hash_all  # the registry imports this module
+    from hashsvc.signals.crops import victim_crop_hashes  # it imports this module
 
-    return [SignalHash(name, r.code, r.quality) for name, r in hash_all(image).items()]
+    full = [SignalHash(name, r.code, r.quality) for name, r in hash_all(image).items()]
+    if not crops:
+        return full
+    return full + victim_crop_hashes(image)
 
 
 def _rgb(image: Image.Image) -> Image.Image:
