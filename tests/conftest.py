@@ -21,7 +21,9 @@ MiB = 1024 * 1024
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--full-chaos", action="store_true", help="run the full forms of tests/reliability and of the S6 flood"
+        "--full-chaos",
+        action="store_true",
+        help="run the full forms of tests/reliability and of the S6 flood",
     )
 
 
